@@ -1,0 +1,16 @@
+"""jaxdl: the beginner deep-learning course, in JAX.
+
+Tensors, the train/test workflow, regression, classification, MLPs and CNNs on
+MNIST and Fashion-MNIST, custom image datasets, convolutions from scratch, a
+convolutional autoencoder -- as Flax Linen models with pure ``init``/``apply``,
+explicit PRNG keys, and one jit-compiled training step for any number of devices.
+
+Modules, top to bottom: :mod:`jaxdl.layers` (layers on ``jax.lax``),
+:mod:`jaxdl.conv` (convolution three ways), :mod:`jaxdl.models` (every model of the
+course by its course name), :mod:`jaxdl.summary` (a torchinfo-like table).
+"""
+
+from jaxdl.summary import summary
+
+__version__ = "0.1.0"
+__all__ = ["summary", "__version__"]

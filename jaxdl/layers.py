@@ -1,0 +1,305 @@
+"""The course's layers as Flax Linen modules written on ``jax.lax``.
+
+The course builds every model from ``torch.nn`` layers -- ``nn.Linear``,
+``nn.Conv2d``, ``nn.MaxPool2d``, ``nn.Dropout``, ``nn.BatchNorm2d``, ``nn.Flatten``,
+``nn.UpsamplingNearest2d``, ``nn.ZeroPad2d`` -- and "replicates" ``ReLU``,
+``Sigmoid`` and ``softmax`` by hand to show there is no magic. These are the same
+layers, each a few lines over a ``lax`` primitive, so a reader sees what a layer is.
+
+Conventions (see DESIGN.md):
+
+* images are NHWC float32, kernels HWIO;
+* default initialisation is PyTorch's, so a model starts from the same distribution
+  as the course's: weights ``kaiming_uniform(a=sqrt(5))`` and biases uniform in
+  ``+-1/sqrt(fan_in)`` -- both work out to ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``;
+* a layer that changes between training and evaluation (``Dropout``,
+  ``BatchNorm``) takes ``train: bool`` in its call, like ``model.train()`` /
+  ``model.eval()`` in PyTorch, and a wrong input raises an error that names the
+  expected and the received shape.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxdl import conv as conv_lib
+
+Array = jax.Array
+
+
+# --- Activations, written out as the course "replicates" them ----------------------
+
+
+def relu(x: Array) -> Array:
+    """``max(0, x)`` element-wise (the course's hand-written ``relu``)."""
+    return jnp.maximum(0, x)
+
+
+def sigmoid(x: Array) -> Array:
+    """``1 / (1 + exp(-x))``: squashes logits into probabilities for binary labels."""
+    return 1 / (1 + jnp.exp(-x))
+
+
+def softmax(x: Array, axis: int = -1) -> Array:
+    """``exp(x) / sum(exp(x))`` along ``axis``; the max is subtracted first so that
+    large logits do not overflow (the result is mathematically unchanged)."""
+    e = jnp.exp(x - lax.stop_gradient(x.max(axis=axis, keepdims=True)))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# --- Initialisation ---------------------------------------------------------------
+
+
+def fan_in(shape: Sequence[int]) -> int:
+    """Inputs feeding one output unit: every dimension but the last.
+
+    ``(in, out)`` for a Dense kernel gives ``in``; ``(kh, kw, in, out)`` for an HWIO
+    conv kernel gives ``kh * kw * in``, as PyTorch counts it.
+    """
+    return math.prod(shape[:-1])
+
+
+def kaiming_uniform(a: float = math.sqrt(5)):
+    """PyTorch's ``kaiming_uniform_(w, a)``: ``U(-b, b)`` with ``b = gain * sqrt(3 / fan_in)``
+    and ``gain = sqrt(2 / (1 + a^2))``. With PyTorch's default ``a = sqrt(5)`` this is
+    ``b = 1 / sqrt(fan_in)``."""
+
+    def init(key, shape, dtype=jnp.float32):
+        gain = math.sqrt(2.0 / (1 + a**2))
+        bound = gain * math.sqrt(3.0 / fan_in(shape))
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def torch_bias_init(weight_fan_in: int):
+    """PyTorch's default bias: ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` of the weight's fan-in."""
+    bound = 1 / math.sqrt(weight_fan_in) if weight_fan_in > 0 else 0.0
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+# --- Input checks -----------------------------------------------------------------
+
+
+def check_input(x, layer: str, *, ndim: int | None = None, min_ndim: int | None = None,
+                layout: str = "", channels: int | None = None) -> None:
+    """Raise a ``ValueError`` / ``TypeError`` that names what ``layer`` expected and got."""
+    shape = tuple(x.shape)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(
+            f"{layer} expects a floating-point input, got dtype {x.dtype} with shape {shape}; "
+            "convert integer images with x.astype(jnp.float32) / 255"
+        )
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{layer} expects a rank-{ndim} input {layout}, got shape {shape}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"{layer} expects an input of rank >= {min_ndim} {layout}, got shape {shape}")
+    if channels is not None and shape[-1] != channels:
+        expected = shape[:-1] + (channels,)
+        raise ValueError(f"{layer} expects {channels} input features/channels, i.e. shape "
+                         f"{expected}, got shape {shape}")
+
+
+# --- Layers -----------------------------------------------------------------------
+
+
+class Dense(nn.Module):
+    """``nn.Linear``: ``y = x @ kernel + bias`` over the last axis.
+
+    ``in_features`` is optional (Flax infers it from the input) but, when given,
+    is checked against the input so that a wrong shape fails with a clear message.
+    """
+
+    features: int
+    in_features: int | None = None
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        check_input(x, "Dense", min_ndim=1, layout="(..., features)", channels=self.in_features)
+        n_in = x.shape[-1]
+        kernel = self.param("kernel", kaiming_uniform(), (n_in, self.features))
+        y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+        if self.use_bias:
+            y = y + self.param("bias", torch_bias_init(n_in), (self.features,))
+        return y
+
+
+class Conv2D(nn.Module):
+    """``nn.Conv2d`` on NHWC images with an HWIO kernel (``lax.conv_general_dilated``).
+
+    ``padding`` may be an int, an ``(h, w)`` pair, explicit
+    ``((top, bottom), (left, right))``, ``'SAME'`` or ``'VALID'``; PyTorch's default
+    is 0, and so is this one's.
+    """
+
+    features: int
+    kernel_size: int | Sequence[int] = 3
+    strides: int | Sequence[int] = 1
+    padding: conv_lib.Padding = 0
+    dilation: int | Sequence[int] = 1
+    in_channels: int | None = None
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        check_input(x, "Conv2D", ndim=4, layout="(batch, height, width, channels)",
+                    channels=self.in_channels)
+        kh, kw = conv_lib.pair(self.kernel_size, "kernel_size")
+        shape = (kh, kw, x.shape[-1], self.features)
+        kernel = self.param("kernel", kaiming_uniform(), shape)
+        y = conv_lib.conv2d(x, kernel, self.strides, self.padding, self.dilation)
+        if self.use_bias:
+            y = y + self.param("bias", torch_bias_init(fan_in(shape)), (self.features,))
+        return y
+
+
+def _pool(x: Array, init, op, window, strides, padding, name: str) -> Array:
+    check_input(x, name, ndim=4, layout="(batch, height, width, channels)")
+    wh, ww = conv_lib.pair(window, "window")
+    sh, sw = conv_lib.pair(strides if strides is not None else window, "strides")
+    (pt, pb), (pl, pr) = conv_lib.resolve_padding(padding, x.shape[1:3], (wh, ww), (sh, sw))
+    return lax.reduce_window(
+        x, init, op, (1, wh, ww, 1), (1, sh, sw, 1), ((0, 0), (pt, pb), (pl, pr), (0, 0))
+    )
+
+
+class MaxPool2D(nn.Module):
+    """``nn.MaxPool2d``: the largest value in each window (stride defaults to the window)."""
+
+    window: int | Sequence[int] = 2
+    strides: int | Sequence[int] | None = None
+    padding: conv_lib.Padding = 0
+
+    def __call__(self, x: Array) -> Array:
+        return _pool(x, -jnp.inf, lax.max, self.window, self.strides, self.padding, "MaxPool2D")
+
+
+class AvgPool2D(nn.Module):
+    """``nn.AvgPool2d``: the mean of each window; padded zeros count, as PyTorch's default."""
+
+    window: int | Sequence[int] = 2
+    strides: int | Sequence[int] | None = None
+    padding: conv_lib.Padding = 0
+
+    def __call__(self, x: Array) -> Array:
+        total = _pool(x, 0.0, lax.add, self.window, self.strides, self.padding, "AvgPool2D")
+        return total / math.prod(conv_lib.pair(self.window, "window"))
+
+
+class Dropout(nn.Module):
+    """``nn.Dropout(p)``: in training, zero each element with probability ``rate`` and
+    scale the rest by ``1 / (1 - rate)`` so the expected value is unchanged; in
+    evaluation, the identity. Draws from the ``'dropout'`` PRNG stream, so
+    ``model.apply(..., rngs={'dropout': key})`` decides the mask."""
+
+    rate: float = 0.5
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        if not 0.0 <= self.rate < 1.0:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {self.rate}")
+        if not train or self.rate == 0.0:
+            return x
+        keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate, x.shape)
+        return jnp.where(keep, x / (1.0 - self.rate), 0.0).astype(x.dtype)
+
+
+class BatchNorm(nn.Module):
+    """``nn.BatchNorm2d`` / ``BatchNorm1d``: normalise each channel (last axis).
+
+    Training: normalise by the batch's mean and (biased) variance and update the
+    running statistics in the ``batch_stats`` collection, PyTorch-style:
+    ``running = (1 - momentum) * running + momentum * batch`` with the *unbiased*
+    batch variance. Evaluation: normalise by the running statistics. Pass
+    ``mutable=['batch_stats']`` to ``apply`` when training.
+
+    ``axis_name`` averages the statistics across devices under ``jax.pmap``; under
+    ``jax.jit`` with a sharded batch the mean is over the global batch already.
+    """
+
+    momentum: float = 0.1
+    epsilon: float = 1e-5
+    axis_name: str | None = None
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
+        check_input(x, "BatchNorm", min_ndim=2, layout="(batch, ..., channels)")
+        c = x.shape[-1]
+        mean_var = self.variable("batch_stats", "mean", jnp.zeros, (c,), jnp.float32)
+        var_var = self.variable("batch_stats", "var", jnp.ones, (c,), jnp.float32)
+        scale = self.param("scale", nn.initializers.ones, (c,))
+        bias = self.param("bias", nn.initializers.zeros, (c,))
+        if train:
+            axes = tuple(range(x.ndim - 1))
+            mean = x.mean(axes)
+            mean_sq = (x * x).mean(axes)
+            if self.axis_name is not None:
+                mean, mean_sq = lax.pmean((mean, mean_sq), self.axis_name)
+            var = jnp.maximum(mean_sq - mean * mean, 0.0)
+            n = math.prod(x.shape[:-1])
+            if self.axis_name is not None:
+                n = n * lax.psum(1, self.axis_name)
+            if not self.is_initializing():
+                unbiased = var * n / max(n - 1, 1)
+                m = self.momentum
+                mean_var.value = (1 - m) * mean_var.value + m * lax.stop_gradient(mean)
+                var_var.value = (1 - m) * var_var.value + m * lax.stop_gradient(unbiased)
+        else:
+            mean, var = mean_var.value, var_var.value
+        return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class Flatten(nn.Module):
+    """``nn.Flatten``: keep the batch axis, flatten the rest into one feature axis.
+
+    Note for readers of the PyTorch code: NHWC flattens in (H, W, C) order where
+    PyTorch's NCHW flattens in (C, H, W) order; the number of features is the same.
+    """
+
+    def __call__(self, x: Array) -> Array:
+        check_input(x, "Flatten", min_ndim=2, layout="(batch, ...)")
+        return x.reshape(x.shape[0], -1)
+
+
+class Upsample2D(nn.Module):
+    """``nn.UpsamplingNearest2d(scale_factor)``: repeat every pixel ``scale`` times along
+    height and width (the "deconvolution" half of the course's autoencoder)."""
+
+    scale: int = 2
+
+    def __call__(self, x: Array) -> Array:
+        check_input(x, "Upsample2D", ndim=4, layout="(batch, height, width, channels)")
+        return jnp.repeat(jnp.repeat(x, self.scale, axis=1), self.scale, axis=2)
+
+
+class Pad2D(nn.Module):
+    """``nn.ZeroPad2d``: pad height and width with zeros; a negative amount crops.
+
+    ``padding`` is an int (all four sides) or PyTorch's ``(left, right, top, bottom)``.
+    ``Pad2D(2)`` turns 28x28 into 32x32 and ``Pad2D(-2)`` turns it back.
+    """
+
+    padding: int | Sequence[int] = 0
+
+    def __call__(self, x: Array) -> Array:
+        check_input(x, "Pad2D", ndim=4, layout="(batch, height, width, channels)")
+        p = self.padding
+        sides = (p,) * 4 if isinstance(p, int) else tuple(p)
+        if len(sides) != 4:
+            raise ValueError(f"Pad2D padding must be an int or (left, right, top, bottom), got {p!r}")
+        left, right, top, bottom = sides
+        if x.shape[1] + top + bottom <= 0 or x.shape[2] + left + right <= 0:
+            raise ValueError(f"Pad2D({self.padding}) crops away all of an input of shape {tuple(x.shape)}")
+        config = ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0))
+        return lax.pad(x, jnp.zeros((), x.dtype), config)
