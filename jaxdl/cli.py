@@ -1,13 +1,18 @@
 """The ``jaxdl`` command.
 
 ``jaxdl models`` lists the course's models; ``jaxdl summary TinyVGG`` prints one
-model's layer table (the course's ``torchinfo.summary``).
+model's layer table (the course's ``torchinfo.summary``); ``jaxdl data info
+fashion_mnist --data-dir DIR`` loads a dataset and describes it; ``jaxdl data prepare
+mnist --from FOLDER`` prepares the tensorflow-datasets copy from the official files,
+offline.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+import numpy as np
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -34,6 +39,28 @@ def _summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data_info(args: argparse.Namespace) -> int:
+    from jaxdl.data import load_dataset
+
+    data = load_dataset(args.name, args.data_dir, download=not args.no_download)
+    print(f"{data.name} from {data.source}")
+    for split in ("train", "test"):
+        ds = getattr(data, split)
+        counts = np.bincount(np.asarray(ds.labels), minlength=len(ds.class_names))
+        print(f"  {split}: {len(ds):,} images of shape {ds.image_shape}, "
+              f"pixel mean {float(ds.images.mean()):.3f}")
+        print("    " + ", ".join(f"{name}: {c:,}" for name, c in zip(ds.class_names, counts)))
+    return 0
+
+
+def _data_prepare(args: argparse.Namespace) -> int:
+    from jaxdl.data import prepare_from_official_files
+
+    path = prepare_from_official_files(args.name, args.source, args.data_dir)
+    print(f"prepared {args.name} for tensorflow-datasets in {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxdl", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -43,12 +70,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1)
     p.add_argument("--depth", type=int, default=3, help="how many levels of nesting to show")
     p.set_defaults(run=_summary)
+
+    data = commands.add_parser("data", help="load or prepare a dataset").add_subparsers(
+        dest="data_command", required=True)
+    p = data.add_parser("info", help="load a dataset and print its sizes and classes")
+    p.add_argument("name", help="mnist, fashion_mnist, or another tfds image dataset")
+    p.add_argument("--data-dir", help="folder of the official files, or a tfds data directory "
+                   "(default: $JAXDL_DATA_DIR, else tfds's)")
+    p.add_argument("--no-download", action="store_true", help="fail rather than download")
+    p.set_defaults(run=_data_info)
+    p = data.add_parser("prepare", help="prepare the tfds copy from the official files, offline")
+    p.add_argument("name", help="mnist or fashion_mnist")
+    p.add_argument("--from", dest="source", required=True,
+                   help="folder holding the four official *-ubyte.gz files")
+    p.add_argument("--data-dir", help="tfds data directory to prepare into (default: tfds's)")
+    p.set_defaults(run=_data_prepare)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        # errors a user can act on: print the message, not a traceback
+        print(f"jaxdl: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,195 @@
+"""Batches: the course's ``DataLoader(dataset, batch_size=32, shuffle=True)``, on the device.
+
+Two loaders with one interface -- ``len(loader)`` batches an epoch and
+``loader.epoch(e)`` iterating over them -- so the training loop never asks which:
+
+* :class:`DeviceBatches` for data that fits on the device (MNIST, Fashion-MNIST, the
+  synthetic sets, a small image folder): the whole dataset lives there and each batch
+  is gathered there by one jitted call, so the host does not sit in the loop;
+* :class:`HostBatches` for data that does not (a big image folder, a large tfds
+  dataset): examples are read on the host in background threads and sent to the
+  device a few batches ahead.
+
+Every batch is a dict ``{"x": inputs, "y": targets, "mask": weights}`` of a fixed
+batch size. A partial last batch (``drop_last=False``) is padded with copies of
+example 0 and ``mask`` is 0 for the padding, so every step has the same shape (one
+compilation) and metrics and losses weighted by ``mask`` count each real example
+exactly once.
+
+Shuffling takes a key: epoch ``e`` uses ``jax.random.fold_in(key, e)``, so the same
+key gives the same order, a resumed run sees the order an uninterrupted one would,
+and both loaders give the same order for the same key.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+Batch = dict[str, jax.Array]
+Transform = Callable[[jax.Array, jax.Array], jax.Array]
+"""``transform(key, images) -> images``: a batched augmentation run on the device."""
+
+
+class Loader(Protocol):
+    batch_size: int
+    num_examples: int
+
+    def __len__(self) -> int: ...
+
+    def epoch(self, epoch: int) -> Iterator[Batch]: ...
+
+
+def num_batches(num_examples: int, batch_size: int, drop_last: bool) -> int:
+    """Batches in one epoch: the partial last batch counts unless ``drop_last``."""
+    return num_examples // batch_size if drop_last else math.ceil(num_examples / batch_size)
+
+
+def epoch_order(num_examples: int, batch_size: int, key: jax.Array | None, epoch: int,
+                drop_last: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(num_batches, batch_size)`` and mask of the same shape for one epoch.
+
+    Without a key the order is 0, 1, 2, ... (the course's ``shuffle=False`` test loader).
+    """
+    if key is None:
+        order = np.arange(num_examples)
+    else:
+        order = np.asarray(jax.random.permutation(jax.random.fold_in(key, epoch), num_examples))
+    total = num_batches(num_examples, batch_size, drop_last) * batch_size
+    used = min(total, num_examples)
+    indices = np.zeros(total, np.int32)
+    indices[:used] = order[:used]
+    mask = np.zeros(total, np.float32)
+    mask[:used] = 1.0
+    return indices.reshape(-1, batch_size), mask.reshape(-1, batch_size)
+
+
+def _check_batch_size(batch_size: int, num_examples: int, drop_last: bool) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if num_examples == 0:
+        raise ValueError("cannot batch an empty dataset")
+    if drop_last and batch_size > num_examples:
+        raise ValueError(f"batch_size {batch_size} > {num_examples} examples with drop_last=True "
+                         "leaves no batch at all")
+
+
+class DeviceBatches:
+    """Batches of arrays that live on the device, gathered there.
+
+    ``DeviceBatches(x, y, batch_size=32, key=key)`` shuffles each epoch;
+    ``key=None`` keeps the order. ``transform`` (e.g. an augmentation from
+    :mod:`jaxdl.data.augment`) runs on each batch's inputs inside the same jitted
+    call, with key ``fold_in(fold_in(transform_key, epoch), step)``. ``sharding``
+    places each batch (e.g. split over a ``data`` mesh axis).
+    """
+
+    def __init__(self, x: jax.Array, y: jax.Array, batch_size: int, key: jax.Array | None = None,
+                 drop_last: bool = False, transform: Transform | None = None,
+                 transform_key: jax.Array | None = None, sharding: Any = None):
+        if len(x) != len(y):
+            raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+        _check_batch_size(batch_size, len(x), drop_last)
+        if transform is not None and transform_key is None:
+            raise ValueError("a transform draws random numbers: pass transform_key")
+        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+        self.batch_size, self.key, self.drop_last = batch_size, key, drop_last
+        self.num_examples = len(x)
+        self.transform, self.transform_key = transform, transform_key
+        self._gather = jax.jit(self._gather_batch, out_shardings=sharding)
+
+    def __len__(self) -> int:
+        return num_batches(self.num_examples, self.batch_size, self.drop_last)
+
+    def _gather_batch(self, x, y, indices, mask, step, epoch):
+        row, weights = indices[step], mask[step]
+        batch_x = jnp.take(x, row, axis=0)
+        if self.transform is not None:
+            k = jax.random.fold_in(jax.random.fold_in(self.transform_key, epoch), step)
+            batch_x = self.transform(k, batch_x)
+        return {"x": batch_x, "y": jnp.take(y, row, axis=0), "mask": weights}
+
+    def epoch_indices(self, epoch: int) -> tuple[jax.Array, jax.Array]:
+        """This epoch's ``(indices, mask)``, each ``(num_batches, batch_size)``, on the device."""
+        indices, mask = epoch_order(self.num_examples, self.batch_size, self.key, epoch, self.drop_last)
+        return jnp.asarray(indices), jnp.asarray(mask)
+
+    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+        indices, mask = self.epoch_indices(epoch)
+        for step in range(indices.shape[0]):
+            yield self._gather(self.x, self.y, indices, mask, step, epoch)
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.epoch(0)
+
+
+class HostBatches:
+    """Batches read on the host from a random-access ``source`` and streamed to the device.
+
+    ``source[i]`` returns ``(x_i, y_i)`` as NumPy (an :class:`ImageFolder`, or any
+    sequence of pairs). ``workers`` threads build batches ``prefetch`` ahead of the
+    training loop, so reading overlaps computing. The order equals
+    :class:`DeviceBatches`' for the same key.
+    """
+
+    def __init__(self, source, batch_size: int, key: jax.Array | None = None,
+                 drop_last: bool = False, transform: Transform | None = None,
+                 transform_key: jax.Array | None = None, sharding: Any = None,
+                 prefetch: int = 2, workers: int = 4):
+        _check_batch_size(batch_size, len(source), drop_last)
+        if transform is not None and transform_key is None:
+            raise ValueError("a transform draws random numbers: pass transform_key")
+        self.source, self.batch_size, self.key, self.drop_last = source, batch_size, key, drop_last
+        self.num_examples = len(source)
+        self.transform, self.transform_key = transform, transform_key
+        self.sharding, self.prefetch, self.workers = sharding, prefetch, workers
+        self._augment = jax.jit(self._augment_batch)
+
+    def __len__(self) -> int:
+        return num_batches(self.num_examples, self.batch_size, self.drop_last)
+
+    def _read(self, indices: np.ndarray, mask: np.ndarray) -> Batch:
+        pairs = [self.source[int(i)] for i in indices]
+        batch = {"x": np.stack([p[0] for p in pairs]), "y": np.asarray([p[1] for p in pairs]),
+                 "mask": mask}
+        return jax.device_put(batch, self.sharding) if self.sharding is not None else jax.device_put(batch)
+
+    def _augment_batch(self, batch, step, epoch):
+        k = jax.random.fold_in(jax.random.fold_in(self.transform_key, epoch), step)
+        return {**batch, "x": self.transform(k, batch["x"])}
+
+    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+        indices, mask = epoch_order(self.num_examples, self.batch_size, self.key, epoch, self.drop_last)
+        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
+            pending = [pool.submit(self._read, indices[s], mask[s])
+                       for s in range(min(self.prefetch, len(indices)))]
+            for step in range(len(indices)):
+                batch = pending.pop(0).result()
+                ahead = step + len(pending) + 1
+                if ahead < len(indices):
+                    pending.append(pool.submit(self._read, indices[ahead], mask[ahead]))
+                yield self._augment(batch, step, epoch) if self.transform is not None else batch
+
+    def __iter__(self) -> Iterator[Batch]:
+        return self.epoch(0)
+
+
+def make_batches(data, batch_size: int, key: jax.Array | None = None, drop_last: bool = False,
+                 **kwargs) -> DeviceBatches | HostBatches:
+    """The right loader for ``data``: an in-memory dataset (anything with ``images`` and
+    ``labels``, or an ``(x, y)`` pair of arrays) goes to the device whole; a
+    random-access source (``source[i] -> (x, y)``) streams from the host."""
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        return DeviceBatches(data.images, data.labels, batch_size, key, drop_last, **kwargs)
+    if isinstance(data, tuple) and len(data) == 2:
+        return DeviceBatches(data[0], data[1], batch_size, key, drop_last, **kwargs)
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        return HostBatches(data, batch_size, key, drop_last, **kwargs)
+    raise TypeError(f"cannot make batches from {type(data).__name__}: expected an ArrayDataset, "
+                    "an (x, y) pair of arrays, or a source with __len__ and __getitem__")

@@ -1,0 +1,113 @@
+"""Image folders: the course's custom-datasets chapter (pizza, steak, sushi).
+
+The course lays images out as ``root/<class_name>/<image>`` (with ``train/`` and
+``test/`` beside each other), walks the tree with ``walk_through_dir``, and loads it
+with ``torchvision.datasets.ImageFolder`` and ``transforms.Resize((64, 64))``.
+:class:`ImageFolder` does the same: classes are the sorted sub-folder names, each
+image is decoded with Pillow, converted to RGB and resized, and comes out as an
+``(H, W, 3)`` float32 array in [0, 1] (NHWC once batched).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def walk_through_dir(dir_path: str | os.PathLike) -> list[tuple[str, int, int]]:
+    """Print how many folders and images each folder under ``dir_path`` holds, as the
+    course's ``walk_through_dir`` does, and return the ``(path, dirs, files)`` rows."""
+    rows = []
+    for dirpath, dirnames, filenames in sorted(os.walk(dir_path)):
+        rows.append((dirpath, len(dirnames), len(filenames)))
+        print(f"There are {len(dirnames)} directories and {len(filenames)} images in '{dirpath}'.")
+    return rows
+
+
+def find_classes(directory: str | os.PathLike) -> tuple[list[str], dict[str, int]]:
+    """Sorted class folder names of ``directory`` and their indices (the course's
+    ``find_classes``). Raises ``FileNotFoundError`` when there is no class folder."""
+    directory = pathlib.Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"image folder {directory} does not exist")
+    classes = sorted(entry.name for entry in os.scandir(directory) if entry.is_dir())
+    if not classes:
+        raise FileNotFoundError(
+            f"couldn't find any class folder in {directory}: expected {directory}/<class_name>/<image>"
+        )
+    return classes, {name: i for i, name in enumerate(classes)}
+
+
+class ImageFolder:
+    """``root/<class_name>/<image>`` as a random-access dataset of ``(image, label)``.
+
+    ``image_size``: ``(height, width)`` every image is resized to (the course uses 64x64).
+    ``folder[i]`` gives a float32 ``(H, W, 3)`` array in [0, 1] and an int label;
+    :meth:`load` reads all of them into an on-device :class:`ArrayDataset` (for folders
+    that fit), and :func:`jaxdl.data.make_batches` streams them from the host otherwise.
+    """
+
+    def __init__(self, root: str | os.PathLike, image_size: tuple[int, int] = (64, 64)):
+        self.root = pathlib.Path(root)
+        self.image_size = tuple(image_size)
+        self.classes, self.class_to_idx = find_classes(self.root)
+        self.samples: list[tuple[pathlib.Path, int]] = [
+            (path, self.class_to_idx[name])
+            for name in self.classes
+            for path in sorted((self.root / name).rglob("*"))
+            if path.suffix.lower() in IMAGE_EXTENSIONS
+        ]
+        if not self.samples:
+            raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}")
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(self.classes)
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load_image(self, index: int) -> Image.Image:
+        """The original image at ``index``, as Pillow opens it (the course's ``load_image``)."""
+        return open_image(self.samples[index][0])
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        path, label = self.samples[index]
+        return read_image(path, self.image_size), label
+
+    def load(self):
+        """Every image of the folder, resized, as an on-device ``ArrayDataset``."""
+        from jaxdl.data.datasets import ArrayDataset
+        import jax.numpy as jnp
+
+        images = np.stack([self[i][0] for i in range(len(self))])
+        return ArrayDataset(jnp.asarray(images), jnp.asarray(self.targets, jnp.int32), self.class_names)
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Pillow's ``Image.open`` with an error that names the file."""
+    try:
+        return Image.open(path)
+    except (OSError, SyntaxError) as err:
+        raise ValueError(f"cannot read image {path}: {err}") from err
+
+
+def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) -> np.ndarray:
+    """One image file as RGB, resized to ``image_size`` (height, width): float32
+    ``(H, W, 3)`` in [0, 1] -- the course's ``Resize`` + ``ToTensor``. Add a batch axis
+    with ``[None]`` to predict on it (the course's "predict on a custom image")."""
+    with open_image(path) as image:
+        try:
+            resized = image.convert("RGB").resize(tuple(image_size)[::-1], Image.BILINEAR)
+        except OSError as err:  # a truncated file fails only when decoded
+            raise ValueError(f"cannot decode image {path}: {err}") from err
+    return np.asarray(resized, np.float32) / 255.0

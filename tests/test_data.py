@@ -1,0 +1,315 @@
+"""Data: the official files read right, tfds agrees, synthetic sets, image folders,
+augmentation, and batches that are reproducible and see every example once."""
+
+import gzip
+import shutil
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SHARED_DATA
+from jaxdl import data as D
+from jaxdl import plots
+from jaxdl.data import idx
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return D.load_dataset("fashion_mnist", SHARED_DATA)
+
+
+# --- the official files ---------------------------------------------------------------
+
+
+def test_fashion_mnist_from_the_official_files(fashion):
+    assert fashion.source.startswith("official files")
+    assert (len(fashion.train), len(fashion.test)) == (60_000, 10_000)
+    assert fashion.train.images.shape == (60_000, 28, 28, 1)
+    assert fashion.train.images.dtype == jnp.float32 and fashion.train.labels.dtype == jnp.int32
+    assert float(fashion.train.images.min()) == 0.0 and float(fashion.train.images.max()) == 1.0
+    np.testing.assert_array_equal(fashion.train.labels[:10], [9, 0, 0, 3, 0, 2, 7, 2, 5, 5])
+    np.testing.assert_array_equal(np.bincount(np.asarray(fashion.train.labels)), [6000] * 10)
+    np.testing.assert_array_equal(np.bincount(np.asarray(fashion.test.labels)), [1000] * 10)
+    assert abs(float(fashion.train.images.mean()) - 0.286) < 0.001
+    assert fashion.class_names[0] == "T-shirt/top" and fashion.class_names[-1] == "Ankle boot"
+    assert fashion.train.class_to_idx["Bag"] == 8
+
+
+def test_mnist_from_the_official_files_and_the_environment_variable(monkeypatch):
+    monkeypatch.setenv("JAXDL_DATA_DIR", str(SHARED_DATA))
+    mnist = D.load_dataset("mnist")
+    assert (len(mnist.train), len(mnist.test)) == (60_000, 10_000)
+    np.testing.assert_array_equal(mnist.train.labels[:5], [5, 0, 4, 1, 9])
+    assert mnist.class_names == tuple("0123456789")
+
+
+@pytest.fixture
+def fashion_copy(tmp_path):
+    folder = tmp_path / "fashion_mnist"
+    folder.mkdir()
+    for name in idx.OFFICIAL_FILES.values():
+        if "labels" in name:  # the small files are enough to break; the images are linked
+            shutil.copy(SHARED_DATA / "fashion_mnist" / name, folder / name)
+        else:
+            (folder / name).symlink_to(SHARED_DATA / "fashion_mnist" / name)
+    return folder
+
+
+def test_missing_file_is_named(fashion_copy):
+    (fashion_copy / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte.gz"):
+        D.load_dataset("fashion_mnist", fashion_copy.parent)
+
+
+def test_truncated_file_is_named(fashion_copy):
+    path = fashion_copy / "train-labels-idx1-ubyte.gz"
+    raw = gzip.decompress(path.read_bytes())
+    path.write_bytes(gzip.compress(raw[:-100]))
+    with pytest.raises(D.CorruptFileError, match="train-labels.*truncated"):
+        D.load_dataset("fashion_mnist", fashion_copy.parent)
+    path.write_bytes(path.read_bytes()[:200])  # a cut-off download: broken gzip stream
+    with pytest.raises(D.CorruptFileError, match="download it again"):
+        D.load_dataset("fashion_mnist", fashion_copy.parent)
+
+
+def test_not_an_idx_file(fashion_copy):
+    (fashion_copy / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"<html>404</html>"))
+    with pytest.raises(D.CorruptFileError, match="IDX header"):
+        D.load_dataset("fashion_mnist", fashion_copy.parent)
+
+
+def test_missing_dataset_without_network_says_what_to_do(tmp_path):
+    with pytest.raises(D.DatasetUnavailableError, match="jaxdl data prepare mnist --from"):
+        D.load_dataset("mnist", tmp_path, download=False)
+    assert not any(tmp_path.rglob("*.array_record*"))
+
+
+# --- tensorflow-datasets ----------------------------------------------------------------
+
+
+def test_tfds_path_with_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=12):
+        data = D.load_dataset("fashion_mnist", None)
+    assert data.source.startswith("tensorflow-datasets")
+    assert data.train.images.shape == (12, 28, 28, 1) and data.train.images.dtype == jnp.float32
+    assert data.class_names[-1] == "Ankle boot"
+
+
+def test_tfds_prepared_offline_from_the_official_files_gives_the_same_examples(tmp_path):
+    pytest.importorskip("tensorflow")
+    D.prepare_from_official_files("mnist", SHARED_DATA, tmp_path)
+    assert not any(p.name.endswith(".tmp") for p in (tmp_path / "downloads").iterdir())
+    via_tfds = D.load_dataset("mnist", tmp_path, download=False)
+    direct = D.load_dataset("mnist", SHARED_DATA)
+
+    def as_sorted(ds):  # tfds stores examples in its own shuffled order
+        images = np.asarray(ds.images * 255).round().astype(np.uint8).reshape(len(ds), -1)
+        keys = np.concatenate([np.asarray(ds.labels)[:, None].astype(np.uint8), images], axis=1)
+        return keys[np.lexsort(keys.T[::-1])]
+
+    for split in ("train", "test"):
+        np.testing.assert_array_equal(as_sorted(getattr(via_tfds, split)), as_sorted(getattr(direct, split)))
+
+
+# --- synthetic data -----------------------------------------------------------------------
+
+
+def test_linear_data_is_the_courses():
+    x_train, y_train, x_test, y_test = D.make_linear()
+    assert (len(x_train), len(x_test)) == (40, 10)
+    np.testing.assert_allclose(x_train[:3, 0], [0.0, 0.02, 0.04], atol=1e-7)
+    np.testing.assert_allclose(y_test, 0.7 * x_test + 0.3)
+    assert float(x_test[0, 0]) == pytest.approx(0.8)
+
+
+def test_circles_like_make_circles():
+    x, y = D.make_circles(jax.random.key(42))
+    assert x.shape == (1000, 2) and y.shape == (1000,) and y.dtype == jnp.int32
+    assert int(y.sum()) == 500
+    radius = np.linalg.norm(np.asarray(x), axis=1)
+    assert abs(radius[np.asarray(y) == 0].mean() - 1.0) < 0.01
+    assert abs(radius[np.asarray(y) == 1].mean() - 0.8) < 0.01
+    assert 0.02 < np.abs(radius[np.asarray(y) == 0] - 1.0).mean() < 0.04  # noise 0.03
+    x2, y2 = D.make_circles(jax.random.key(42))
+    assert jnp.array_equal(x, x2) and jnp.array_equal(y, y2)
+    assert not jnp.array_equal(x, D.make_circles(jax.random.key(43))[0])
+
+
+def test_blobs_like_make_blobs():
+    x, y = D.make_blobs(jax.random.key(42))
+    assert x.shape == (1000, 2)
+    np.testing.assert_array_equal(np.bincount(np.asarray(y)), [250] * 4)
+    for c in range(4):
+        spread = np.asarray(x)[np.asarray(y) == c].std(axis=0)
+        assert np.all(np.abs(spread - 1.5) < 0.25)
+
+
+def test_train_test_split():
+    x, y = jnp.arange(100.0)[:, None], jnp.arange(100)
+    x_train, x_test, y_train, y_test = D.train_test_split(jax.random.key(0), x, y, test_size=0.2)
+    assert (len(x_train), len(x_test)) == (80, 20)
+    assert jnp.array_equal(x_train[:, 0].astype(jnp.int32), y_train)  # rows stay paired
+    assert sorted(np.concatenate([y_train, y_test]).tolist()) == list(range(100))
+    with pytest.raises(ValueError, match="test_size"):
+        D.train_test_split(jax.random.key(0), x, y, test_size=20)
+
+
+# --- image folders --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, per_class in (("train", 5), ("test", 2)):
+        for name in ("sushi", "pizza", "steak"):
+            folder = tmp_path / split / name
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                size = (int(rng.integers(30, 90)), int(rng.integers(30, 90)))
+                array = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+                fmt = "png" if i % 2 else "jpg"
+                Image.fromarray(array).save(folder / f"{i}.{fmt}")
+    return tmp_path
+
+
+def test_image_folder(image_folder, capsys):
+    rows = D.walk_through_dir(image_folder)
+    assert "There are 3 directories and 0 images" in capsys.readouterr().out
+    assert len(rows) == 1 + 2 + 6
+    train = D.ImageFolder(image_folder / "train", image_size=(64, 64))
+    assert train.classes == ["pizza", "steak", "sushi"]
+    assert train.class_to_idx == {"pizza": 0, "steak": 1, "sushi": 2}
+    assert len(train) == 15
+    image, label = train[0]
+    assert image.shape == (64, 64, 3) and image.dtype == np.float32 and label == 0
+    assert 0.0 <= image.min() and image.max() <= 1.0
+    on_device = train.load()
+    assert on_device.images.shape == (15, 64, 64, 3) and on_device.labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_image_folder_without_classes(tmp_path):
+    with pytest.raises(FileNotFoundError, match="class folder"):
+        D.ImageFolder(tmp_path)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        D.ImageFolder(tmp_path / "nope")
+
+
+def test_broken_image_is_named(image_folder):
+    bad = image_folder / "train" / "pizza" / "0.jpg"
+    bad.write_bytes(b"not a jpeg")
+    with pytest.raises(ValueError, match="0.jpg"):
+        D.ImageFolder(image_folder / "train")[0]
+
+
+def test_host_streaming_gives_the_same_batches_as_the_device(image_folder):
+    folder = D.ImageFolder(image_folder / "train", image_size=(32, 32))
+    key = jax.random.key(5)
+    streamed = list(D.make_batches(folder, 4, key).epoch(1))
+    gathered = list(D.make_batches(folder.load(), 4, key).epoch(1))
+    assert len(streamed) == len(gathered) == 4
+    for a, b in zip(streamed, gathered):
+        for name in ("x", "y", "mask"):
+            np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+def _labels_per_epoch(loader, epoch):
+    return [np.asarray(b["y"])[np.asarray(b["mask"]) > 0] for b in loader.epoch(epoch)]
+
+
+def test_batches_are_reproducible_and_cover_each_example_once():
+    x, y = jnp.arange(103.0)[:, None], jnp.arange(103)
+    loader = D.make_batches((x, y), 10, jax.random.key(1))
+    assert len(loader) == 11
+    first = _labels_per_epoch(loader, 0)
+    assert sorted(np.concatenate(first).tolist()) == list(range(103))
+    again = _labels_per_epoch(D.make_batches((x, y), 10, jax.random.key(1)), 0)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    other_key = _labels_per_epoch(D.make_batches((x, y), 10, jax.random.key(2)), 0)
+    assert not np.array_equal(np.concatenate(first), np.concatenate(other_key))
+    next_epoch = _labels_per_epoch(loader, 1)
+    assert not np.array_equal(np.concatenate(first), np.concatenate(next_epoch))
+
+
+def test_partial_last_batch_is_padded_and_masked():
+    x, y = jnp.arange(25.0)[:, None], jnp.arange(25)
+    batches = list(D.make_batches((x, y), 10).epoch(0))
+    assert [b["x"].shape for b in batches] == [(10, 1)] * 3  # one shape: one compilation
+    np.testing.assert_array_equal(batches[-1]["mask"], [1] * 5 + [0] * 5)
+    np.testing.assert_array_equal(batches[0]["y"], np.arange(10))  # no key: in order
+    dropped = D.make_batches((x, y), 10, drop_last=True)
+    assert len(dropped) == 2 and all(float(b["mask"].min()) == 1 for b in dropped.epoch(0))
+
+
+def test_bad_batching_arguments():
+    x, y = jnp.zeros((5, 1)), jnp.zeros(5)
+    with pytest.raises(ValueError, match="no batch at all"):
+        D.make_batches((x, y), 10, drop_last=True)
+    with pytest.raises(ValueError, match="x has 5 examples but y has 4"):
+        D.make_batches((x, y[:4]), 2)
+    with pytest.raises(TypeError, match="cannot make batches"):
+        D.make_batches(42, 2)
+
+
+def test_augmentation_inside_the_batches():
+    images = jax.random.uniform(jax.random.key(0), (8, 16, 16, 3))
+    flip_all = lambda k, im: D.random_horizontal_flip(k, im, p=1.0)
+    loader = D.make_batches((images, jnp.arange(8)), 8, transform=flip_all, transform_key=jax.random.key(1))
+    batch = next(iter(loader))
+    np.testing.assert_array_equal(batch["x"], images[:, :, ::-1, :])
+
+
+# --- augmentation ------------------------------------------------------------------------------
+
+
+def test_trivial_augment_wide():
+    images = jax.random.uniform(jax.random.key(0), (16, 32, 32, 3))
+    out = jax.jit(D.trivial_augment_wide)(jax.random.key(1), images)
+    assert out.shape == images.shape and out.dtype == jnp.float32
+    assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+    changed = np.abs(np.asarray(out - images)).reshape(16, -1).max(axis=1) > 1e-6
+    assert changed.sum() >= 8  # most draws change the image (not Identity, nor magnitude 0)
+    again = jax.jit(D.trivial_augment_wide)(jax.random.key(1), images)
+    assert jnp.array_equal(out, again)  # same key, same augmentation
+    assert not jnp.array_equal(out, jax.jit(D.trivial_augment_wide)(jax.random.key(2), images))
+
+
+@pytest.mark.parametrize("name,magnitude,check", [
+    ("Identity", 0.0, lambda x, y: np.allclose(x, y)),
+    ("TranslateX", 4.0, lambda x, y: np.allclose(y[:, 4:], x[:, :-4], atol=1e-6) and np.all(y[:, :4] == 0)),
+    ("Rotate", 90.0, lambda x, y: np.allclose(y, np.rot90(x, k=-1, axes=(0, 1)), atol=1e-5)),
+    ("Brightness", -0.5, lambda x, y: np.allclose(y, x * 0.5, atol=1e-6)),
+    ("Solarize", 0.5, lambda x, y: np.allclose(y, np.where(x >= 0.5, 1 - x, x))),
+    ("Posterize", 1.0, lambda x, y: set(np.unique(np.round(y * 255))) <= {0, 128}),
+    ("AutoContrast", 0.0, lambda x, y: np.isclose(y.min(), 0) and np.isclose(y.max(), 1)),
+])
+def test_trivial_augment_ops(name, magnitude, check):
+    names = [op[0] for op in D.augment.TRIVIAL_AUGMENT_OPS]
+    image = np.asarray(jax.random.uniform(jax.random.key(3), (9, 9, 3)) * 0.6 + 0.2)
+    out = np.asarray(D.augment.apply_trivial_augment_op(image, names.index(name), jnp.float32(magnitude)))
+    assert check(image, out)
+
+
+# --- pictures ------------------------------------------------------------------------------------
+
+
+def test_course_pictures_are_written(fashion, image_folder, tmp_path):
+    fig = plots.display_random_images(fashion.train.images, fashion.train.labels, fashion.class_names,
+                                      jax.random.key(0), n=5, path=tmp_path / "random.png")
+    assert len(fig.axes) == 5
+    folder = D.ImageFolder(image_folder / "train")
+    plots.display_random_images(folder, None, folder.classes, jax.random.key(1), n=3,
+                                path=tmp_path / "folder.png")
+    originals = np.stack([folder[i][0] for i in range(3)])
+    plots.plot_transformed_images(originals, D.trivial_augment_wide(jax.random.key(2), originals),
+                                  path=tmp_path / "transformed.png")
+    for name in ("random.png", "folder.png", "transformed.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.size[0] > 100
