@@ -102,12 +102,14 @@ class DeviceBatches:
         self.batch_size, self.key, self.drop_last = batch_size, key, drop_last
         self.num_examples = len(x)
         self.transform, self.transform_key = transform, transform_key
-        self._gather = jax.jit(self._gather_batch, out_shardings=sharding)
+        self._gather = jax.jit(self.gather, out_shardings=sharding)
 
     def __len__(self) -> int:
         return num_batches(self.num_examples, self.batch_size, self.drop_last)
 
-    def _gather_batch(self, x, y, indices, mask, step, epoch):
+    def gather(self, x, y, indices, mask, step, epoch) -> Batch:
+        """Batch ``step`` of an epoch: a pure function of arrays (also usable inside a
+        ``lax.scan`` over the epoch, as :func:`jaxdl.train.train_epoch_scanned` does)."""
         row, weights = indices[step], mask[step]
         batch_x = jnp.take(x, row, axis=0)
         if self.transform is not None:
@@ -120,9 +122,10 @@ class DeviceBatches:
         indices, mask = epoch_order(self.num_examples, self.batch_size, self.key, epoch, self.drop_last)
         return jnp.asarray(indices), jnp.asarray(mask)
 
-    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+    def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """The batches of ``epoch``, from batch ``start`` on (to resume mid-epoch)."""
         indices, mask = self.epoch_indices(epoch)
-        for step in range(indices.shape[0]):
+        for step in range(start, indices.shape[0]):
             yield self._gather(self.x, self.y, indices, mask, step, epoch)
 
     def __iter__(self) -> Iterator[Batch]:
@@ -164,12 +167,13 @@ class HostBatches:
         k = jax.random.fold_in(jax.random.fold_in(self.transform_key, epoch), step)
         return {**batch, "x": self.transform(k, batch["x"])}
 
-    def epoch(self, epoch: int = 0) -> Iterator[Batch]:
+    def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
+        """The batches of ``epoch``, from batch ``start`` on (to resume mid-epoch)."""
         indices, mask = epoch_order(self.num_examples, self.batch_size, self.key, epoch, self.drop_last)
         with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
             pending = [pool.submit(self._read, indices[s], mask[s])
-                       for s in range(min(self.prefetch, len(indices)))]
-            for step in range(len(indices)):
+                       for s in range(start, min(start + self.prefetch, len(indices)))]
+            for step in range(start, len(indices)):
                 batch = pending.pop(0).result()
                 ahead = step + len(pending) + 1
                 if ahead < len(indices):

@@ -1,0 +1,327 @@
+"""The Learner and its callbacks (fast.ai's miniai, Lesson 15 onwards).
+
+The course's Learner does almost nothing itself: it runs the loop and announces
+events -- ``before_fit``, ``before_epoch``, ``before_batch``, ``after_batch``,
+``after_epoch``, ``after_fit`` -- and everything else (progress bars, logging, early
+stopping, checkpoints) is a callback that listens. A callback may raise
+:class:`CancelBatchException`, :class:`CancelEpochException` or
+:class:`CancelFitException` to skip the rest of a batch, an epoch or the fit; the
+Learner then announces ``after_cancel_batch`` / ``_epoch`` / ``_fit``.
+
+A callback sees the Learner: ``learner.state`` (the :class:`~jaxdl.train.TrainState`),
+``learner.epoch``, ``learner.batch``, ``learner.step_metrics`` (this epoch's per-batch
+metric sums, still on the device), ``learner.train_metrics`` / ``eval_metrics`` (after
+an epoch) and ``learner.history``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import pathlib
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl import train as T
+
+EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit",
+          "after_cancel_batch", "after_cancel_epoch", "after_cancel_fit")
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch (its step is not taken if raised in ``before_batch``)."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch."""
+
+
+class CancelFitException(Exception):
+    """Stop training now; ``after_fit`` still runs."""
+
+
+class Callback:
+    """Base class: define methods named after the events you want. Lower ``order`` runs first."""
+
+    order = 0
+
+
+class Learner:
+    """Runs the loop of :func:`jaxdl.train.fit` and calls the callbacks' events in order."""
+
+    def __init__(self, state: T.TrainState, train_data, eval_data=None,
+                 callbacks: Sequence[Callback] = (), scan: bool = False):
+        self.state, self.train_data, self.eval_data = state, train_data, eval_data
+        self.callbacks = sorted(callbacks, key=lambda cb: getattr(cb, "order", 0))
+        self.scan = scan and hasattr(train_data, "gather")
+        self.history: dict[str, list[float]] = {k: [] for k in
+                                                ("train_loss", "train_acc", "test_loss", "test_acc", "epoch_time")}
+        self.epoch = 0
+        self.epochs = 0
+        self.batch: dict | None = None
+        self.batch_index = 0
+        self.step_metrics: list[T.Metrics] = []
+        self.carried_sums: T.Metrics | None = None  # this epoch's sums from before a resume
+        self.train_metrics: dict[str, float] = {}
+        self.eval_metrics: dict[str, float] = {}
+
+    def __call__(self, event: str) -> None:
+        for cb in self.callbacks:
+            method = getattr(cb, event, None)
+            if method is not None:
+                method(self)
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return len(self.train_data)
+
+    @property
+    def epoch_sums(self) -> T.Metrics | None:
+        """This epoch's metric sums so far (one device reduction over the batches)."""
+        sums = self.carried_sums
+        if self.step_metrics:
+            # entries are one batch's sums (scalars) or a scanned epoch's per-step sums (vectors)
+            stacked = jax.tree.map(lambda *xs: jnp.sum(jnp.concatenate([jnp.atleast_1d(x) for x in xs])),
+                                   *self.step_metrics)
+            sums = T.add_metrics(sums, stacked)
+        return sums
+
+    def fit(self, epochs: int) -> None:
+        self.epochs = epochs
+        try:
+            self("before_fit")
+            for self.epoch in range(int(self.state.step) // self.steps_per_epoch, epochs):
+                self._run_epoch()
+        except CancelFitException:
+            self("after_cancel_fit")
+        finally:
+            self("after_fit")
+
+    def _run_epoch(self) -> None:
+        try:
+            self.step_metrics = []
+            start = int(self.state.step) - self.epoch * self.steps_per_epoch
+            if start == 0:
+                self.carried_sums = None
+            self("before_epoch")
+            began = time.perf_counter()
+            if self.scan and start == 0:
+                indices, mask = self.train_data.epoch_indices(self.epoch)
+                self.state, per_step = T.train_epoch_scanned(
+                    self.state, self.train_data.x, self.train_data.y, indices, mask, self.epoch,
+                    self.train_data.gather)
+                self.step_metrics = [per_step]
+            else:
+                for self.batch_index, self.batch in enumerate(self.train_data.epoch(self.epoch, start=start), start):
+                    self._run_batch()
+            self.train_metrics = T.summarize(self.epoch_sums)
+            if not math.isfinite(self.train_metrics["loss"]):
+                raise T.NonFiniteLossError(
+                    f"training loss is {self.train_metrics['loss']} in epoch {self.epoch} (step "
+                    f"{int(self.state.step)}); lower the learning rate or check the data. The last "
+                    "checkpoint saved before this point is intact.")
+            elapsed = time.perf_counter() - began
+            self.eval_metrics = T.evaluate(self.state, self.eval_data) if self.eval_data is not None else {}
+            for name, value in (("train_loss", self.train_metrics["loss"]), ("train_acc", self.train_metrics["acc"]),
+                                ("test_loss", self.eval_metrics.get("loss", math.nan)),
+                                ("test_acc", self.eval_metrics.get("acc", math.nan)), ("epoch_time", elapsed)):
+                self.history[name].append(value)
+            self("after_epoch")
+        except CancelEpochException:
+            self("after_cancel_epoch")
+
+    def _run_batch(self) -> None:
+        try:
+            self("before_batch")
+            self.state, metrics = T.train_step(self.state, self.batch)
+            self.step_metrics.append(metrics)
+            self("after_batch")
+        except CancelBatchException:
+            self("after_cancel_batch")
+
+
+def _epoch_line(learner: Learner) -> str:
+    h = learner.history
+    parts = [f"Epoch: {learner.epoch}", f"train_loss: {h['train_loss'][-1]:.4f}"]
+    if not math.isnan(h["train_acc"][-1]):
+        parts.append(f"train_acc: {h['train_acc'][-1]:.2f}%")
+    if not math.isnan(h["test_loss"][-1]):
+        parts.append(f"test_loss: {h['test_loss'][-1]:.4f}")
+    if not math.isnan(h["test_acc"][-1]):
+        parts.append(f"test_acc: {h['test_acc'][-1]:.2f}%")
+    parts.append(f"time: {h['epoch_time'][-1]:.1f}s")
+    return " | ".join(parts)
+
+
+class PrintEpoch(Callback):
+    """Print the course's per-epoch line:
+    ``Epoch: 0 | train_loss: 0.5904 | train_acc: 78.86% | test_loss: 0.4862 | test_acc: 82.84% | time: 9.1s``."""
+
+    order = 10
+
+    def __init__(self, print_fn=print):
+        self.print_fn = print_fn
+
+    def after_epoch(self, learner: Learner) -> None:
+        self.print_fn(_epoch_line(learner))
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over each epoch's batches showing loss, accuracy and images/s.
+
+    The numbers are read from the device only every ``refresh_seconds``, so the bar
+    does not make the host wait for each step.
+    """
+
+    order = 5
+
+    def __init__(self, refresh_seconds: float = 0.5, leave: bool = False):
+        self.refresh_seconds, self.leave = refresh_seconds, leave
+        self.bar = None
+
+    def before_epoch(self, learner: Learner) -> None:
+        from tqdm.auto import tqdm
+
+        done = int(learner.state.step) - learner.epoch * learner.steps_per_epoch
+        self.bar = tqdm(total=learner.steps_per_epoch, initial=done, desc=f"epoch {learner.epoch}",
+                        unit="batch", leave=self.leave, dynamic_ncols=True)
+        self.last_refresh, self.last_count, self.examples = time.perf_counter(), done, 0
+
+    def after_batch(self, learner: Learner) -> None:
+        self.examples += learner.batch["x"].shape[0]
+        now = time.perf_counter()
+        if now - self.last_refresh >= self.refresh_seconds:
+            latest = T.summarize(learner.step_metrics[-1])  # waits for this step only
+            rate = self.examples / (time.perf_counter() - self.last_refresh)
+            postfix = {"loss": f"{latest['loss']:.4f}", "img/s": f"{rate:,.0f}"}
+            if not math.isnan(latest["acc"]):
+                postfix["acc"] = f"{latest['acc']:.1f}%"
+            self.bar.set_postfix(postfix, refresh=False)
+            self.bar.update(learner.batch_index + 1 - self.last_count)
+            self.last_refresh, self.last_count, self.examples = time.perf_counter(), learner.batch_index + 1, 0
+
+    def after_epoch(self, learner: Learner) -> None:
+        if self.bar is not None:
+            self.bar.update(learner.steps_per_epoch - self.last_count)
+            self.bar.close()
+            self.bar = None
+
+    after_fit = after_cancel_epoch = after_epoch
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` (a history key) has not improved by ``min_delta`` for
+    ``patience`` epochs. Runs last, so the epoch is logged and checkpointed first."""
+
+    order = 50
+
+    def __init__(self, monitor: str = "test_loss", patience: int = 3, mode: str = "min", min_delta: float = 0.0):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience, self.mode, self.min_delta = monitor, patience, mode, min_delta
+        self.best, self.waited = None, 0
+
+    def after_epoch(self, learner: Learner) -> None:
+        if self.monitor not in learner.history:
+            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, not one of {sorted(learner.history)}")
+        value = learner.history[self.monitor][-1]
+        sign = 1 if self.mode == "min" else -1
+        if self.best is None or sign * (self.best - value) > self.min_delta:
+            self.best, self.waited = value, 0
+            return
+        self.waited += 1
+        if self.waited >= self.patience:
+            raise CancelFitException(f"{self.monitor} has not improved for {self.patience} epochs")
+
+
+def epoch_record(learner: Learner) -> dict[str, Any]:
+    """This epoch's row for the loggers: epoch, step and the history's last values."""
+    row = {"epoch": learner.epoch, "step": int(learner.state.step)}
+    row.update({k: v[-1] for k, v in learner.history.items()})
+    return row
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch to a CSV file (header written once)."""
+
+    order = 30
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = pathlib.Path(path)
+
+    def after_epoch(self, learner: Learner) -> None:
+        row = epoch_record(learner)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        with open(self.path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+class JSONLogger(Callback):
+    """Append one JSON object per epoch to a JSON-lines file (big_vision style)."""
+
+    order = 30
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = pathlib.Path(path)
+
+    def after_epoch(self, learner: Learner) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as f:
+            f.write(json.dumps(epoch_record(learner)) + "\n")
+
+
+class TensorBoard(Callback):
+    """Write the per-epoch history to TensorBoard event files (tensorboardX)."""
+
+    order = 30
+
+    def __init__(self, logdir: str | os.PathLike):
+        self.logdir = str(logdir)
+        self.writer = None
+
+    def before_fit(self, learner: Learner) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(self.logdir)
+
+    def after_epoch(self, learner: Learner) -> None:
+        step = int(learner.state.step)
+        for name, values in learner.history.items():
+            if not math.isnan(values[-1]):
+                self.writer.add_scalar(name.replace("_", "/", 1), values[-1], step)
+        self.writer.flush()
+
+    def after_fit(self, learner: Learner) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class Recorder(Callback):
+    """Keep the course's per-batch curves on the host: ``losses`` and ``accs`` per step
+    (read from the device once per epoch, not per batch)."""
+
+    order = 25
+
+    def __init__(self):
+        self.losses: list[float] = []
+        self.accs: list[float] = []
+
+    def after_epoch(self, learner: Learner) -> None:
+        for sums in jax.device_get(learner.step_metrics):
+            # one batch's sums, or a scanned epoch's sums for every step
+            for i in range(np.size(sums["count"])):
+                summary = T.summarize({k: np.ravel(v)[i] for k, v in sums.items()})
+                self.losses.append(summary["loss"])
+                self.accs.append(summary["acc"])

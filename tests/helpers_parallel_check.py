@@ -1,0 +1,72 @@
+"""Run with 8 simulated CPU devices (the test sets XLA_FLAGS): the same training steps
+on 1 device, data-parallel over 8 with jit, and under pmap; a checkpoint saved from 8
+devices restored onto 1. Prints one JSON line of the largest differences."""
+
+import json
+import pathlib
+import sys
+import tempfile
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from jaxdl import checkpoint, parallel, train  # noqa: E402
+from jaxdl.data import DeviceBatches  # noqa: E402
+from jaxdl.models import MNISTBatchNormCNN, SimpleCNN  # noqa: E402
+
+assert jax.device_count() == 8, jax.devices()
+x = jax.random.uniform(jax.random.key(0), (100, 28, 28, 1))
+y = jax.random.randint(jax.random.key(1), (100,), 0, 10)
+
+
+def new_state(model):
+    return train.create_train_state(model, jax.random.key(2), x[:1], train.make_optimizer("sgd", 0.002, momentum=0.5))
+
+
+def run(model, step_fn, put_state, put_batch, get):
+    state = put_state(new_state(model))
+    losses = []
+    for batch in DeviceBatches(x, y, 32, key=jax.random.key(3)).epoch(0):  # 4 batches, the last partial
+        state, metrics = step_fn(state, put_batch(batch))
+        losses.append(float(get(metrics)["loss_sum"]))
+    return get(state), losses
+
+
+def max_diff(a, b):
+    return max(float(np.max(np.abs(np.asarray(u) - np.asarray(v)))) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+result = {}
+mesh = parallel.make_mesh(8)
+identity = lambda t: t  # noqa: E731
+for model in (SimpleCNN(), MNISTBatchNormCNN()):
+    name = type(model).__name__
+    one, one_losses = run(model, train.train_step, identity, identity, identity)
+    many, many_losses = run(model, train.train_step, lambda s: parallel.replicate_state(s, mesh),
+                            lambda b: parallel.shard_batch(b, mesh), identity)
+    result[f"{name}_jit8_params"] = max_diff(one.params, many.params)
+    result[f"{name}_jit8_stats"] = max_diff(one.batch_stats, many.batch_stats) if one.batch_stats else 0.0
+    result[f"{name}_jit8_loss"] = float(np.max(np.abs(np.subtract(one_losses, many_losses))))
+    result[f"{name}_sharded"] = len(many.params["Conv2D_0"]["kernel"].sharding.device_set)
+    if not one.batch_stats:  # BatchNorm under pmap uses per-device statistics, as DDP does
+        pm, pm_losses = run(model, train.pmap_train_step, parallel.replicate, parallel.split_for_pmap,
+                            parallel.unreplicate)
+        result[f"{name}_pmap_params"] = max_diff(one.params, pm.params)
+        result[f"{name}_pmap_loss"] = float(np.max(np.abs(np.subtract(one_losses, pm_losses))))
+
+# a checkpoint saved from 8 devices, restored into the abstract state of 1 device
+with tempfile.TemporaryDirectory() as tmp:
+    state = parallel.replicate_state(new_state(SimpleCNN()), mesh)
+    store = checkpoint.CheckpointStore(tmp)
+    store.save(state, {"history": {}, "epoch_sums": None})
+    store.wait()
+    abstract = jax.eval_shape(lambda: new_state(SimpleCNN()))
+    single = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    abstract = jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=single), abstract)
+    restored, _, _ = store.restore(abstract)
+    result["restored_devices"] = len(restored.params["Conv2D_0"]["kernel"].sharding.device_set)
+    result["restored_diff"] = max_diff(restored.params, state.params)
+print(json.dumps(result))

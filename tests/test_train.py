@@ -1,0 +1,330 @@
+"""The training engine: the step's arithmetic, masks, determinism, the Learner's events,
+NaN handling, checkpoints and resume, and data parallelism on 8 simulated devices and
+across two processes."""
+
+import json
+import math
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxdl import callbacks as C
+from jaxdl import checkpoint as K
+from jaxdl import metrics as M
+from jaxdl import train as T
+from jaxdl.data import DeviceBatches, make_batches
+from jaxdl.models import BlobModel, FashionCNN, FashionMNISTModelV2, LinearRegressionModelV2, SimpleCNN
+
+TESTS = pathlib.Path(__file__).resolve().parent
+
+
+def tiny_problem(n=40, key=0):
+    x = jax.random.normal(jax.random.key(key), (n, 2))
+    y = (x[:, 0] + x[:, 1] > 0).astype(jnp.int32) + 2 * (x[:, 0] > 0)
+    return x, y
+
+
+def blob_state(lr=0.1, seed=0):
+    return T.create_train_state(BlobModel(2, 4), jax.random.key(seed), jnp.zeros((1, 2)),
+                                T.make_optimizer("sgd", lr))
+
+
+# --- the step --------------------------------------------------------------------------------
+
+
+def test_step_equals_a_hand_computed_sgd_update():
+    state = T.create_train_state(LinearRegressionModelV2(), jax.random.key(0), jnp.zeros((1, 1)),
+                                 optax.sgd(0.1), loss="mse")
+    w, b = float(state.params["Dense_0"]["kernel"][0, 0]), float(state.params["Dense_0"]["bias"][0])
+    x = jnp.array([[1.0], [2.0], [3.0]])
+    t = jnp.array([[2.0], [4.0], [7.0]])
+    new, metrics = T.train_step(state, {"x": x, "y": t, "mask": jnp.ones(3)})
+    residual = (w * np.array([1, 2, 3]) + b) - np.array([2, 4, 7])
+    grad_w, grad_b = np.mean(2 * residual * np.array([1, 2, 3])), np.mean(2 * residual)
+    np.testing.assert_allclose(new.params["Dense_0"]["kernel"][0, 0], w - 0.1 * grad_w, rtol=1e-5)
+    np.testing.assert_allclose(new.params["Dense_0"]["bias"][0], b - 0.1 * grad_b, rtol=1e-5)
+    np.testing.assert_allclose(metrics["loss_sum"] / metrics["count"], np.mean(residual**2), rtol=1e-5)
+    assert int(new.step) == 1 and "correct" not in metrics
+
+
+def test_padding_is_weighted_out():
+    x, y = tiny_problem(5)
+    padded = {"x": jnp.concatenate([x, jnp.repeat(x[:1], 3, 0)]), "y": jnp.concatenate([y, jnp.repeat(y[:1], 3)]),
+              "mask": jnp.array([1.0] * 5 + [0.0] * 3)}
+    a, ma = T.train_step(blob_state(), {"x": x, "y": y, "mask": jnp.ones(5)})
+    b, mb = T.train_step(blob_state(), padded)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-7), a.params, b.params)
+    assert float(mb["count"]) == 5 and float(mb["loss_sum"]) == pytest.approx(float(ma["loss_sum"]), rel=1e-6)
+
+
+def test_partial_last_batch_counts_each_example_once():
+    x, y = tiny_problem(25)
+    state = blob_state()
+    by_batches = T.evaluate(state, make_batches((x, y), 10))  # 10 + 10 + 5 (padded)
+    whole = T.evaluate(state, make_batches((x, y), 25))
+    assert by_batches["loss"] == pytest.approx(whole["loss"], rel=1e-6)
+    assert by_batches["acc"] == pytest.approx(whole["acc"])
+
+
+def test_each_course_loss():
+    logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
+    labels = jnp.array([0, 1])
+    np.testing.assert_allclose(M.cross_entropy_loss(logits, labels), -jax.nn.log_softmax(logits)[jnp.arange(2), labels],
+                               rtol=1e-6)
+    z = jnp.array([[3.0], [-40.0]])
+    expected = optax.sigmoid_binary_cross_entropy(z[:, 0], jnp.array([1.0, 0.0]))
+    np.testing.assert_allclose(M.bce_with_logits_loss(z, jnp.array([1, 0])), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(M.l1_loss(jnp.ones((2, 1)), jnp.zeros((2, 1))), [1.0, 1.0])
+    np.testing.assert_allclose(M.mse_loss(2 * jnp.ones((2, 3)), jnp.zeros((2, 3))), [4.0, 4.0])
+
+
+def test_bad_configuration_is_refused():
+    with pytest.raises(ValueError, match="unknown loss"):
+        T.create_train_state(BlobModel(2, 4), jax.random.key(0), jnp.zeros((1, 2)), optax.sgd(0.1), loss="hinge")
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        T.make_optimizer("rmsprop2")
+
+
+def test_two_runs_are_bit_identical_with_dropout():
+    def run():
+        x = jax.random.uniform(jax.random.key(1), (64, 28, 28, 1))
+        y = jax.random.randint(jax.random.key(2), (64,), 0, 10)
+        state = T.create_train_state(FashionCNN(), jax.random.key(3), x[:1], T.make_optimizer("adam", 1e-3))
+        state, _ = T.fit(state, make_batches((x, y), 16, key=jax.random.key(4)), epochs=2, scan=False)
+        return state
+
+    a, b = run(), run()
+    assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+
+
+def test_scanned_epoch_matches_per_batch_steps():
+    x, y = tiny_problem(50)
+    loader = DeviceBatches(x, y, 8, key=jax.random.key(0))
+    stepped, h1 = T.fit(blob_state(), loader, epochs=2, scan=False)
+    scanned, h2 = T.fit(blob_state(), loader, epochs=2, scan=True)
+    assert int(stepped.step) == int(scanned.step) == 14
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6), stepped.params, scanned.params)
+    np.testing.assert_allclose(h1["train_loss"], h2["train_loss"], rtol=1e-5)
+
+
+# --- fit and callbacks ---------------------------------------------------------------------------
+
+
+class EventRecorder(C.Callback):
+    def __init__(self):
+        self.events = []
+
+    def __getattr__(self, name):
+        if name in C.EVENTS:
+            return lambda learner: self.events.append(name)
+        raise AttributeError(name)
+
+
+def test_fit_history_and_events_in_order():
+    x, y = tiny_problem(20)
+    recorder = EventRecorder()
+    state, history = T.fit(blob_state(), make_batches((x, y), 10, key=jax.random.key(0)),
+                           make_batches((x, y), 20), epochs=2, callbacks=[recorder], scan=False)
+    epoch = ["before_epoch"] + ["before_batch", "after_batch"] * 2 + ["after_epoch"]
+    assert recorder.events == ["before_fit"] + epoch * 2 + ["after_fit"]
+    assert set(history) == {"train_loss", "train_acc", "test_loss", "test_acc", "epoch_time"}
+    assert all(len(v) == 2 for v in history.values())
+    assert history["train_loss"][1] < history["train_loss"][0]
+
+
+def test_cancel_exceptions():
+    x, y = tiny_problem(40)
+
+    class SkipOddBatches(C.Callback):
+        def before_batch(self, learner):
+            if learner.batch_index % 2:
+                raise C.CancelBatchException
+
+    class StopAfterFirstEpoch(C.Callback):
+        def after_epoch(self, learner):
+            raise C.CancelFitException
+
+    recorder = EventRecorder()
+    state, history = T.fit(blob_state(), make_batches((x, y), 10), epochs=5,
+                           callbacks=[SkipOddBatches(), StopAfterFirstEpoch(), recorder], scan=False)
+    assert int(state.step) == 2  # 2 of 4 batches taken, then the fit stopped
+    assert recorder.events.count("after_cancel_batch") == 2
+    assert recorder.events[-2:] == ["after_cancel_fit", "after_fit"]
+    assert len(history["train_loss"]) == 1
+
+
+def test_early_stopping_and_loggers(tmp_path, capsys):
+    x, y = tiny_problem(40)
+    flat = C.EarlyStopping(monitor="test_loss", patience=2)
+    logs = [C.CSVLogger(tmp_path / "log.csv"), C.JSONLogger(tmp_path / "log.jsonl"), C.TensorBoard(tmp_path / "tb"),
+            C.PrintEpoch(), C.ProgressBar(refresh_seconds=0)]
+    state, history = T.fit(blob_state(lr=0.0), make_batches((x, y), 10), make_batches((x, y), 40),
+                           epochs=10, callbacks=[flat, *logs], scan=False)
+    assert len(history["train_loss"]) == 3  # lr 0: no improvement after the first epoch
+    assert "Epoch: 2 | train_loss:" in capsys.readouterr().out
+    rows = (tmp_path / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,step,train_loss") and len(rows) == 4
+    assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])["epoch"] == 2
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+
+
+def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path):
+    x, y = tiny_problem(40)
+
+    class PoisonAfterEpoch(C.Callback):
+        order = 60  # after the checkpoint of epoch 0
+
+        def after_epoch(self, learner):
+            learner.state = learner.state.replace(
+                params=jax.tree.map(lambda p: p * jnp.nan, learner.state.params))
+
+    ckpt = K.Checkpoint(tmp_path, print_fn=lambda *_: None)
+    with pytest.raises(T.NonFiniteLossError, match="lower the learning rate"):
+        T.fit(blob_state(), make_batches((x, y), 10), epochs=3, callbacks=[ckpt, PoisonAfterEpoch()], scan=False)
+    store = K.CheckpointStore(tmp_path)
+    assert store.steps() == [4]
+    restored, _, _ = store.restore(blob_state())
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(restored.params))
+
+
+def test_eval_model_predictions_and_metrics():
+    x, y = tiny_problem(30)
+    state, _ = T.fit(blob_state(), make_batches((x, y), 10, key=jax.random.key(0)), epochs=20, scan=False)
+    result = T.eval_model(state, make_batches((x, y), 16))
+    assert result["model_name"] == "BlobModel" and result["model_acc"] > 60
+    probs = T.make_predictions(state, x)
+    assert probs.shape == (30, 4) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert M.accuracy_fn(y, probs.argmax(1)) == pytest.approx(result["model_acc"])
+    assert T.make_predictions(state, make_batches((x, y), 16)).shape == (30, 4)
+    cm = M.confusion_matrix(y, probs.argmax(1), 4)
+    assert cm.sum() == 30 and np.trace(cm) == round(result["model_acc"] * 30 / 100)
+    metric = M.Metric()
+    metric.add(1.0, 32)
+    metric.add(4.0, 16)
+    assert metric.value == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="class indices"):
+        M.confusion_matrix([0, 5], [0, 1], 4)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+
+def test_save_and_load_model(tmp_path):
+    state = blob_state()
+    path = K.save_model(tmp_path / "models" / "blob.msgpack", state)
+    target = jax.eval_shape(BlobModel(2, 4).init, jax.random.key(9), jnp.zeros((1, 2)))
+    loaded = K.load_model(path, target)
+    assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(loaded), jax.tree.leaves(state.variables)))
+    with pytest.raises(K.CheckpointMismatchError, match="another model"):
+        K.load_model(path, BlobModel(2, 3).init(jax.random.key(0), jnp.zeros((1, 2))))
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(ValueError, match="truncated"):
+        K.load_model(path, target)
+
+
+def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
+    x, y = tiny_problem(20)
+    state, _ = T.fit(blob_state(), make_batches((x, y), 10), epochs=1,
+                     callbacks=[K.Checkpoint(tmp_path, print_fn=lambda *_: None)], scan=False)
+    abstract = jax.eval_shape(blob_state)  # no live model state needed
+    restored, progress, step = K.CheckpointStore(tmp_path).restore(abstract)
+    assert step == 2 and len(progress["history"]["train_loss"]) == 1
+    assert np.array_equal(restored.params["Dense_0"]["kernel"], state.params["Dense_0"]["kernel"])
+    other = T.create_train_state(BlobModel(2, 4, hidden_units=16), jax.random.key(0), jnp.zeros((1, 2)),
+                                 optax.sgd(0.1))
+    with pytest.raises(K.CheckpointMismatchError, match=r"params/Dense_0/bias has shape \(8,\) but this model needs \(16,\)"):
+        K.CheckpointStore(tmp_path).restore(other)
+
+
+def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    x, y = tiny_problem(20)
+    T.fit(blob_state(), make_batches((x, y), 10), epochs=2,
+          callbacks=[K.Checkpoint(tmp_path, print_fn=lambda *_: None)], scan=False)
+    store = K.CheckpointStore(tmp_path)
+    assert store.steps() == [2, 4]
+    for f in (tmp_path / "4" / "state").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="trying the previous one"):
+        restored, _, step = store.restore(blob_state())
+    assert step == 2
+
+
+def _run_script(workdir, *extra):
+    return subprocess.run([sys.executable, str(TESTS / "helpers_train_script.py"), str(workdir), *extra],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_resume_after_kill_is_bit_identical(tmp_path):
+    whole = _run_script(tmp_path / "whole")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    # the same command, killed (SIGKILL) as soon as a mid-epoch checkpoint exists, then run again
+    workdir = tmp_path / "killed"
+    cmd = [sys.executable, str(TESTS / "helpers_train_script.py"), str(workdir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        done = [int(p.name) for p in (workdir / "checkpoints").glob("[0-9]*") if p.name.isdigit()]
+        if any(d >= 70 for d in done):  # into the second epoch (63 steps an epoch)
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (workdir / "final.msgpack").exists(), "the run ended before it could be killed"
+    resumed = _run_script(workdir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resumed from" in resumed.stdout
+    assert (workdir / "final.msgpack").read_bytes() == (tmp_path / "whole" / "final.msgpack").read_bytes()
+
+
+# --- data parallel --------------------------------------------------------------------------------
+
+
+def test_one_device_eight_devices_and_pmap_agree():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, str(TESTS / "helpers_parallel_check.py")], capture_output=True,
+                         text=True, timeout=600, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["SimpleCNN_sharded"] == 8 and result["MNISTBatchNormCNN_sharded"] == 8
+    assert result["SimpleCNN_jit8_params"] < 1e-6 and result["SimpleCNN_jit8_loss"] < 1e-3
+    assert result["SimpleCNN_pmap_params"] < 1e-6 and result["SimpleCNN_pmap_loss"] < 1e-3
+    # BatchNorm's statistics are reduced in another order over 8 devices; after 4 steps
+    # the parameters agree to ~1e-4 (the loss sums, of ~75, to ~1e-3)
+    assert result["MNISTBatchNormCNN_jit8_params"] < 1e-3 and result["MNISTBatchNormCNN_jit8_loss"] < 1e-2
+    assert result["restored_devices"] == 1 and result["restored_diff"] == 0.0
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_like_one(tmp_path):
+    port, out = str(_free_port()), tmp_path / "params.npz"
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    script = str(TESTS / "helpers_distributed_check.py")
+    procs = [subprocess.Popen([sys.executable, script, port, str(i), str(out)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
+    logs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
+    # one process, the whole batches
+    x = jax.random.uniform(jax.random.key(0), (64, 28, 28, 1))
+    y = jax.random.randint(jax.random.key(1), (64,), 0, 10)
+    state = T.create_train_state(SimpleCNN(), jax.random.key(2), x[:1], T.make_optimizer("sgd", 0.01, momentum=0.5))
+    for batch in DeviceBatches(x, y, 16, key=jax.random.key(3)).epoch(0):
+        state, _ = T.train_step(state, batch)
+    two = np.load(out)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(state.params)[0]:
+        np.testing.assert_allclose(two[jax.tree_util.keystr(path)], leaf, rtol=1e-5, atol=1e-6)
