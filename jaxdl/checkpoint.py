@@ -196,7 +196,6 @@ class Checkpoint(Callback):
             self.store.save(learner.state, _progress(learner))
 
     def after_epoch(self, learner: Learner) -> None:
-        learner.carried_sums, learner.step_metrics = learner.epoch_sums, []
         metrics = {k: v[-1] for k, v in learner.history.items() if not math.isnan(v[-1])}
         if self.best_metric is not None and self.best_metric not in metrics:
             raise KeyError(f"best_metric {self.best_metric!r} is not among this run's metrics {sorted(metrics)}")

@@ -246,6 +246,26 @@ def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
         K.CheckpointStore(tmp_path).restore(other)
 
 
+def test_keeps_the_last_k_and_the_best(tmp_path):
+    x, y = tiny_problem(20)
+    # "best" = highest test loss here, i.e. the first epoch, so it is not among the latest
+    ckpt = K.Checkpoint(tmp_path, keep=1, best_metric="test_loss", best_mode="max", print_fn=lambda *_: None)
+    T.fit(blob_state(), make_batches((x, y), 10), make_batches((x, y), 20), epochs=4, callbacks=[ckpt], scan=False)
+    assert K.CheckpointStore(tmp_path).steps() == [2, 8]
+
+
+def test_learning_rate_schedule():
+    x, y = tiny_problem(20)
+    batches = make_batches((x, y), 10)
+    constant, _ = T.fit(blob_state(), batches, epochs=2, scan=False)
+    decayed_state = T.create_train_state(BlobModel(2, 4), jax.random.key(0), jnp.zeros((1, 2)),
+                                         T.make_optimizer("sgd", optax.exponential_decay(0.1, 1, 0.5)))
+    decayed, _ = T.fit(decayed_state, batches, epochs=2, scan=False)
+    first = jax.tree.leaves(blob_state().params)[0]
+    moved = lambda s: float(jnp.abs(jax.tree.leaves(s.params)[0] - first).sum())  # noqa: E731
+    assert 0 < moved(decayed) < moved(constant)
+
+
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
     x, y = tiny_problem(20)
     T.fit(blob_state(), make_batches((x, y), 10), epochs=2,
