@@ -166,11 +166,12 @@ class PrintEpoch(Callback):
 
     order = 10
 
-    def __init__(self, print_fn=print):
-        self.print_fn = print_fn
+    def __init__(self, print_fn=print, every: int = 1):
+        self.print_fn, self.every = print_fn, every
 
     def after_epoch(self, learner: Learner) -> None:
-        self.print_fn(_epoch_line(learner))
+        if learner.epoch % self.every == 0 or learner.epoch == learner.epochs - 1:
+            self.print_fn(_epoch_line(learner))
 
 
 class ProgressBar(Callback):
@@ -182,8 +183,9 @@ class ProgressBar(Callback):
 
     order = 5
 
-    def __init__(self, refresh_seconds: float = 0.5, leave: bool = False):
-        self.refresh_seconds, self.leave = refresh_seconds, leave
+    def __init__(self, refresh_seconds: float = 0.5, leave: bool = False, disable: bool | None = None):
+        # disable=None: tqdm shows the bar on a terminal and stays silent in a log file
+        self.refresh_seconds, self.leave, self.disable = refresh_seconds, leave, disable
         self.bar = None
 
     def before_epoch(self, learner: Learner) -> None:
@@ -191,7 +193,7 @@ class ProgressBar(Callback):
 
         done = int(learner.state.step) - learner.epoch * learner.steps_per_epoch
         self.bar = tqdm(total=learner.steps_per_epoch, initial=done, desc=f"epoch {learner.epoch}",
-                        unit="batch", leave=self.leave, dynamic_ncols=True)
+                        unit="batch", leave=self.leave, dynamic_ncols=True, disable=self.disable)
         self.last_refresh, self.last_count, self.examples = time.perf_counter(), done, 0
 
     def after_batch(self, learner: Learner) -> None:

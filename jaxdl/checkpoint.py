@@ -162,17 +162,18 @@ def _progress(learner: Learner) -> dict[str, Any]:
 
 class Checkpoint(Callback):
     """Save the training state every ``every_n_steps`` steps (0: only at epoch ends) and
-    at the end of each epoch into ``directory``; keep the last ``keep`` and the best by
-    ``best_metric`` (a history key such as ``"test_acc"``); with ``resume``, continue
-    from the latest checkpoint found there."""
+    at the end of every ``every_n_epochs``-th epoch (and the last) into ``directory``;
+    keep the last ``keep`` and the best by ``best_metric`` (a history key such as
+    ``"test_acc"``); with ``resume``, continue from the latest checkpoint found there."""
 
     order = 40  # after the loggers: a checkpoint marks an epoch as done
 
     def __init__(self, directory: str | os.PathLike, every_n_steps: int = 0, keep: int = 3,
                  best_metric: str | None = None, best_mode: str = "max", resume: bool = True,
-                 print_fn=print):
+                 every_n_epochs: int = 1, print_fn=print):
         self.store = CheckpointStore(directory, keep, best_metric, best_mode)
-        self.every_n_steps, self.resume, self.best_metric = every_n_steps, resume, best_metric
+        self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
+        self.resume, self.best_metric = resume, best_metric
         self.print_fn = print_fn
 
     def before_fit(self, learner: Learner) -> None:
@@ -196,6 +197,8 @@ class Checkpoint(Callback):
             self.store.save(learner.state, _progress(learner))
 
     def after_epoch(self, learner: Learner) -> None:
+        if (learner.epoch + 1) % self.every_n_epochs and learner.epoch != learner.epochs - 1:
+            return
         metrics = {k: v[-1] for k, v in learner.history.items() if not math.isnan(v[-1])}
         if self.best_metric is not None and self.best_metric not in metrics:
             raise KeyError(f"best_metric {self.best_metric!r} is not among this run's metrics {sorted(metrics)}")

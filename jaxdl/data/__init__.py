@@ -9,7 +9,7 @@
   (or streamed from the host when the data does not fit).
 """
 
-from jaxdl.data.augment import compose, random_horizontal_flip, trivial_augment_wide
+from jaxdl.data.augment import compose, random_horizontal_flip, random_translate, trivial_augment_wide
 from jaxdl.data.batches import DeviceBatches, HostBatches, make_batches
 from jaxdl.data.datasets import (
     ArrayDataset,
@@ -18,7 +18,7 @@ from jaxdl.data.datasets import (
     load_dataset,
     prepare_from_official_files,
 )
-from jaxdl.data.folder import ImageFolder, find_classes, read_image, walk_through_dir
+from jaxdl.data.folder import ImageFolder, find_classes, read_image, walk_through_dir, write_image_folder
 from jaxdl.data.idx import CorruptFileError
 from jaxdl.data.synthetic import make_blobs, make_circles, make_linear, train_test_split
 
@@ -26,6 +26,6 @@ __all__ = [
     "ArrayDataset", "CorruptFileError", "DatasetUnavailableError", "DeviceBatches", "HostBatches",
     "ImageClassificationData", "ImageFolder", "compose", "find_classes", "load_dataset",
     "make_batches", "make_blobs", "make_circles", "make_linear", "prepare_from_official_files",
-    "random_horizontal_flip", "read_image", "train_test_split", "trivial_augment_wide",
-    "walk_through_dir",
+    "random_horizontal_flip", "random_translate", "read_image", "train_test_split", "trivial_augment_wide",
+    "walk_through_dir", "write_image_folder",
 ]

@@ -181,3 +181,13 @@ def compose(*transforms):
 
     return composed
 
+
+
+def random_translate(key: jax.Array, images: jax.Array, max_shift: int = 2) -> jax.Array:
+    """Shift each image of an NHWC batch by up to ``max_shift`` pixels in each direction,
+    filling with zeros: ``transforms.RandomCrop(size, padding=max_shift)``."""
+    n, h, w, _ = images.shape
+    padded = jnp.pad(images, ((0, 0), (max_shift, max_shift), (max_shift, max_shift), (0, 0)))
+    offsets = jax.random.randint(key, (n, 2), 0, 2 * max_shift + 1)
+    crop = lambda image, offset: lax.dynamic_slice(image, (offset[0], offset[1], 0), (h, w, image.shape[-1]))  # noqa: E731
+    return jax.vmap(crop)(padded, offsets)

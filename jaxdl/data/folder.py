@@ -111,3 +111,21 @@ def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) 
         except OSError as err:  # a truncated file fails only when decoded
             raise ValueError(f"cannot decode image {path}: {err}") from err
     return np.asarray(resized, np.float32) / 255.0
+
+
+def write_image_folder(images, labels, class_names, root: str | os.PathLike,
+                       size: tuple[int, int] | None = None) -> pathlib.Path:
+    """Write images (NHWC floats in [0, 1]) as ``root/<class_name>/<index>.png`` -- the
+    layout :class:`ImageFolder` reads. ``size`` resizes them (height, width); grey
+    images are saved as RGB, like the photos of the course's custom dataset."""
+    root = pathlib.Path(root)
+    images = np.asarray(images)
+    for i, (image, label) in enumerate(zip(images, np.asarray(labels))):
+        folder = root / class_names[int(label)]
+        folder.mkdir(parents=True, exist_ok=True)
+        pixels = np.clip(np.round(image * 255), 0, 255).astype(np.uint8)
+        picture = Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels).convert("RGB")
+        if size is not None:
+            picture = picture.resize(tuple(size)[::-1], Image.BILINEAR)
+        picture.save(folder / f"{i:05d}.png")
+    return root

@@ -1,0 +1,199 @@
+"""What every experiment script shares: its flags, its work directory, its results.json.
+
+An experiment file in ``experiments/`` holds only the choices of its experiment and
+reads like the course notebook's cells; the rest is here::
+
+    cfg = experiment.parse_args("fashion_mnist", epochs=3, batch_size=32, lr=0.1)
+    exp = experiment.Experiment(cfg)
+    data = exp.load("fashion_mnist")
+    state, history = exp.fit("model_0", FashionMNISTModelV0(784, 10, 10), exp.batches(data.train), exp.batches(data.test, shuffle=False))
+    exp.save()
+
+Every script takes ``--epochs --batch-size --lr --optimizer --momentum --seed --workdir
+--resume --overwrite --data-dir --devices --examples`` and writes into its work
+directory (``runs/<experiment>`` by default): ``results.json`` (flags, per-epoch history,
+final metrics, time, device kind and count, jax version), its plots as PNG, a
+``log.jsonl`` and Orbax checkpoints per model trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import platform
+import shutil
+import sys
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxdl import callbacks as cb
+from jaxdl import checkpoint, data, parallel, train
+from jaxdl.models import count_params
+
+
+@dataclasses.dataclass
+class Config:
+    """The flags of an experiment run (``parse_args`` fills it from the command line)."""
+
+    name: str
+    epochs: int | None
+    batch_size: int
+    lr: float
+    optimizer: str = "sgd"
+    momentum: float | None = None
+    seed: int = 42
+    workdir: str = ""
+    resume: bool = False
+    overwrite: bool = False
+    data_dir: str | None = None
+    devices: int | None = None
+    examples: int | None = None
+    extra: dict = dataclasses.field(default_factory=dict)
+
+
+def parse_args(name: str, argv: list[str] | None = None, description: str = "",
+               extra_args=(), **defaults) -> Config:
+    """The shared flags, with this experiment's course settings as defaults.
+
+    ``extra_args`` are ``(flag, kwargs)`` pairs for flags of one experiment only;
+    their values land in ``Config.extra``.
+    """
+    parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", 3),
+                        help="epochs (None: the experiment's own default)")
+    parser.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32))
+    parser.add_argument("--lr", type=float, default=defaults.get("lr", 0.1), help="learning rate")
+    parser.add_argument("--optimizer", default=defaults.get("optimizer", "sgd"), choices=["sgd", "adam", "adamw"])
+    parser.add_argument("--momentum", type=float, default=defaults.get("momentum"), help="SGD momentum")
+    parser.add_argument("--seed", type=int, default=defaults.get("seed", 42))
+    parser.add_argument("--workdir", default=f"runs/{name}", help="where results, plots and checkpoints go")
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --workdir")
+    parser.add_argument("--overwrite", action="store_true", help="delete --workdir's earlier run first")
+    parser.add_argument("--data-dir", default=defaults.get("data_dir"),
+                        help="folder of the official dataset files or a tfds data dir (default: $JAXDL_DATA_DIR)")
+    parser.add_argument("--devices", type=int, default=None, help="devices to train on (default: all)")
+    parser.add_argument("--examples", type=int, default=None,
+                        help="use only this many training examples (and a fifth as many test ones): a smoke run")
+    for flag, kwargs in extra_args:
+        parser.add_argument(flag, **kwargs)
+    args = vars(parser.parse_args(argv))
+    known = {f.name for f in dataclasses.fields(Config)}
+    extra = {k: v for k, v in args.items() if k not in known}
+    return Config(name=name, extra=extra, **{k: v for k, v in args.items() if k in known})
+
+
+class Experiment:
+    """One run of one experiment script: its work directory, devices, keys and results."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        self.workdir = pathlib.Path(cfg.workdir)
+        if self.workdir.exists() and any(self.workdir.iterdir()):
+            if cfg.overwrite:
+                shutil.rmtree(self.workdir)
+            elif not cfg.resume:
+                raise SystemExit(f"{self.workdir} holds an earlier run: pass --resume to continue it, "
+                                 "--overwrite to start again, or another --workdir")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.mesh = parallel.make_mesh(cfg.devices)
+        self.key = jax.random.key(cfg.seed)
+        self.started = time.perf_counter()
+        self.results: dict[str, Any] = {
+            "experiment": cfg.name, "config": dataclasses.asdict(cfg), "command": " ".join(sys.argv),
+            "runs": {}, "device_kind": jax.devices()[0].device_kind, "platform": jax.default_backend(),
+            "device_count": int(self.mesh.devices.size), "jax_version": jax.__version__,
+            "python": platform.python_version(), "host": platform.node(),
+        }
+        print(f"{cfg.name}: {self.mesh.devices.size} x {self.results['device_kind']} "
+              f"({self.results['platform']}), work directory {self.workdir}", flush=True)
+
+    # --- data ------------------------------------------------------------------------
+
+    def load(self, name: str) -> data.ImageClassificationData:
+        """A named dataset, cut to ``--examples`` for smoke runs."""
+        loaded = data.load_dataset(name, self.cfg.data_dir)
+        if self.cfg.examples:
+            loaded = dataclasses.replace(loaded, train=loaded.train.take(self.cfg.examples),
+                                         test=loaded.test.take(max(self.cfg.examples // 5, 1)))
+        return loaded
+
+    def batches(self, dataset, batch_size: int | None = None, shuffle: bool = True, **kwargs):
+        """Batches sharded over the devices; shuffled with this run's key (per epoch)."""
+        batch_size = batch_size or self.cfg.batch_size
+        sharding = None
+        if self.mesh.devices.size > 1:
+            parallel.check_batch_size(batch_size, self.mesh)
+            sharding = parallel.batch_sharding(self.mesh)
+        key = jax.random.fold_in(self.key, 1) if shuffle else None
+        return data.make_batches(dataset, batch_size, key, sharding=sharding, **kwargs)
+
+    def optimizer(self, lr: float | None = None):
+        return train.make_optimizer(self.cfg.optimizer, self.cfg.lr if lr is None else lr,
+                                    momentum=self.cfg.momentum)
+
+    # --- training --------------------------------------------------------------------
+
+    def fit(self, run: str, model, train_data, test_data=None, *, loss: str = "cross_entropy",
+            target: str = "y", tx=None, epochs: int | None = None, example_input=None,
+            callbacks=(), print_every: int = 1):
+        """Train ``model`` as run ``run`` (its own checkpoints and log under the work
+        directory), record its history and final test metrics, return ``(state, history)``."""
+        epochs = self.cfg.epochs if epochs is None else epochs
+        if example_input is None:
+            example_input = next(iter(train_data.epoch(0)))["x"][:1]
+        state = train.create_train_state(model, self.key, jax.device_get(example_input),
+                                         tx if tx is not None else self.optimizer(), loss, target)
+        if self.mesh.devices.size > 1:
+            state = parallel.replicate_state(state, self.mesh)
+        rundir = self.workdir / run
+        # small full-batch runs have hundreds of epochs: log, print and save less often
+        all_callbacks = [
+            cb.JSONLogger(rundir / "log.jsonl"), cb.ProgressBar(),
+            cb.PrintEpoch(print_fn=lambda line: print(f"[{run}] {line}", flush=True), every=print_every),
+            checkpoint.Checkpoint(rundir / "checkpoints", every_n_steps=500, every_n_epochs=print_every,
+                                  resume=self.cfg.resume, print_fn=lambda line: print(f"[{run}] {line}")),
+            *callbacks]
+        began = time.perf_counter()
+        state, history = train.fit(state, train_data, test_data, epochs, callbacks=all_callbacks)
+        record = {"model": state.model_name, "params": count_params({"params": state.params}),
+                  "epochs": epochs, "train_time_s": round(time.perf_counter() - began, 2), "history": history}
+        if test_data is not None:
+            record.update(train.eval_model(state, test_data))
+        self.results["runs"][run] = record
+        return state, history
+
+    # --- output ----------------------------------------------------------------------
+
+    def path(self, filename: str) -> pathlib.Path:
+        return self.workdir / filename
+
+    def save(self, **summary) -> pathlib.Path:
+        """Write ``results.json`` (atomically) with ``summary`` as its final metrics."""
+        self.results["summary"] = summary
+        self.results["total_time_s"] = round(time.perf_counter() - self.started, 2)
+        path = self.path("results.json")
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.results, indent=2, default=_to_json))
+        os.replace(tmp, path)
+        print(f"wrote {path}", flush=True)
+        return path
+
+
+def _to_json(value):
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, pathlib.Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def full_batch(x, y):
+    """The whole dataset as one batch, as the course trains its small synthetic sets."""
+    return data.make_batches((jnp.asarray(x), jnp.asarray(y)), len(x))
