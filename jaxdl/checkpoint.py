@@ -21,7 +21,6 @@ names the first array that does not fit.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import pathlib
@@ -36,8 +35,7 @@ from flax import serialization
 
 from jaxdl import train as T
 from jaxdl.callbacks import Callback, Learner
-
-log = logging.getLogger(__name__)
+from jaxdl.files import atomic_path
 
 
 class CheckpointMismatchError(ValueError):
@@ -213,12 +211,9 @@ def save_model(path: str | os.PathLike, state_or_variables) -> pathlib.Path:
     like ``torch.save(model.state_dict(), path)``. Written to a temporary file and
     renamed, so a crash never leaves half a file under ``path``."""
     variables = getattr(state_or_variables, "variables", state_or_variables)
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(serialization.to_bytes(jax.device_get(variables)))
-    os.replace(tmp, path)
-    return path
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(serialization.to_bytes(jax.device_get(variables)))
+    return pathlib.Path(path)
 
 
 def load_model(path: str | os.PathLike, target) -> dict:

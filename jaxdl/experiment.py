@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import pathlib
 import platform
 import shutil
@@ -34,6 +33,7 @@ import jax.numpy as jnp
 
 from jaxdl import callbacks as cb
 from jaxdl import checkpoint, data, parallel, train
+from jaxdl.files import atomic_path
 from jaxdl.models import count_params
 
 
@@ -179,9 +179,8 @@ class Experiment:
         self.results["summary"] = summary
         self.results["total_time_s"] = round(time.perf_counter() - self.started, 2)
         path = self.path("results.json")
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.results, indent=2, default=_to_json))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps(self.results, indent=2, default=_to_json))
         print(f"wrote {path}", flush=True)
         return path
 

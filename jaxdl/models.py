@@ -323,28 +323,22 @@ class MNISTOneConv(nn.Module):
     hidden_units: int = 600
     num_classes: int = 10
     in_channels: int = 1
+    second_conv: bool = False
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
         x = relu(Conv2D(10, 7, in_channels=self.in_channels)(x))
+        if self.second_conv:
+            x = relu(Conv2D(55, 2)(x))
         return MLPHead(self.hidden_units, self.num_classes)(x)
 
 
-class MNISTTwoConv(nn.Module):
-    """``MNISTOneConv`` plus a 2x2 convolution to 55 channels (22 -> 21), then the MLP head.
-
-    Input ``(N, 28, 28, 1)``, output ``(N, 10)`` logits.
+class MNISTTwoConv(MNISTOneConv):
+    """``MNISTOneConv`` plus a 2x2 convolution to 55 channels with ReLU (22 -> 21), then
+    the MLP head. Input ``(N, 28, 28, 1)``, output ``(N, 10)`` logits.
     """
 
-    hidden_units: int = 600
-    num_classes: int = 10
-    in_channels: int = 1
-
-    @nn.compact
-    def __call__(self, x: Array, train: bool = False) -> Array:
-        x = relu(Conv2D(10, 7, in_channels=self.in_channels)(x))
-        x = relu(Conv2D(55, 2)(x))
-        return MLPHead(self.hidden_units, self.num_classes)(x)
+    second_conv: bool = True
 
 
 # --- Lesson 15: convolutions and the autoencoder -------------------------------------

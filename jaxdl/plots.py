@@ -9,7 +9,6 @@ chose another.
 from __future__ import annotations
 
 import os
-import pathlib
 
 import matplotlib
 
@@ -19,15 +18,14 @@ if "MPLBACKEND" not in os.environ and "ipykernel" not in str(matplotlib.get_back
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from jaxdl.files import atomic_path  # noqa: E402
+
 
 def save_figure(fig, path: str | os.PathLike | None):
     """Save ``fig`` as PNG at ``path`` (atomically: a temporary file then a rename)."""
     if path is not None:
-        path = pathlib.Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
     return fig
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -77,14 +76,12 @@ def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.
     """The course's optimizers by name: ``"sgd"`` (``torch.optim.SGD``, optional momentum),
     ``"adam"``, ``"adamw"``. ``learning_rate`` may be an optax schedule."""
     name = name.lower()
-    if name == "sgd":
-        tx = optax.sgd(learning_rate, momentum=momentum)
-        return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
-    if name == "adam":
-        tx = optax.adam(learning_rate)
-        return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
     if name == "adamw":
         return optax.adamw(learning_rate, weight_decay=weight_decay or 0.01)
+    if name in ("sgd", "adam"):
+        tx = optax.sgd(learning_rate, momentum=momentum) if name == "sgd" else optax.adam(learning_rate)
+        # PyTorch's weight_decay for SGD and Adam: L2 added to the gradient
+        return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
     raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw, or pass an optax transform")
 
 

@@ -3,7 +3,6 @@ one or two epochs), writes results.json and its plots, and --resume continues a 
 
 import json
 import os
-import pathlib
 import subprocess
 import sys
 

@@ -3,7 +3,6 @@ NaN handling, checkpoints and resume, and data parallelism on 8 simulated device
 across two processes."""
 
 import json
-import math
 import os
 import pathlib
 import signal
@@ -23,7 +22,7 @@ from jaxdl import checkpoint as K
 from jaxdl import metrics as M
 from jaxdl import train as T
 from jaxdl.data import DeviceBatches, make_batches
-from jaxdl.models import BlobModel, FashionCNN, FashionMNISTModelV2, LinearRegressionModelV2, SimpleCNN
+from jaxdl.models import BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
