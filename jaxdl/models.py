@@ -467,4 +467,4 @@ def count_params(variables) -> int:
     """Number of trainable parameters (the ``params`` collection), as PyTorch's
     ``sum(p.numel() for p in model.parameters())`` counts them."""
     params = variables["params"] if "params" in variables else variables
-    return sum(int(jnp.size(p)) for p in jax.tree.leaves(params))
+    return sum(math.prod(p.shape) for p in jax.tree.leaves(params))

@@ -1,0 +1,224 @@
+"""Training and evaluation speed of every course model: jaxdl against the course's PyTorch.
+
+    pip install -e ".[bench]"                     # adds the CPU build of torch
+    python benchmarks/train_speed.py              # every model, course batch size and 256
+    python benchmarks/train_speed.py --models FashionMNISTModelV2,TinyVGG --examples 12000
+
+For each model and batch size, each framework runs in its own fresh process (so peak
+memory and start-up are its own), jaxdl and PyTorch alternating, on the same data:
+MNIST / Fashion-MNIST from the official files for the 28x28 models, the course's
+synthetic sets for the small ones, random 64x64 RGB images for TinyVGG. Each measures
+the first step (jaxdl: compilation included), a whole epoch of training after it
+(images/s), an evaluation pass (images/s) and the process's peak resident memory.
+Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import resource
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+# model: (course batch size, loss, data)
+SETTINGS = {
+    "LinearRegressionModel": (40, "l1", "linear"),
+    "LinearRegressionModelV2": (40, "l1", "linear"),
+    "CircleModelV0": (800, "bce_with_logits", "circles"),
+    "CircleModelV1": (800, "bce_with_logits", "circles"),
+    "CircleModelV2": (800, "bce_with_logits", "circles"),
+    "BlobModel": (800, "cross_entropy", "blobs"),
+    "FashionMNISTModelV0": (32, "cross_entropy", "fashion_mnist"),
+    "FashionMNISTModelV1": (32, "cross_entropy", "fashion_mnist"),
+    "FashionMNISTModelV2": (32, "cross_entropy", "fashion_mnist"),
+    "TinyVGG": (32, "cross_entropy", "rgb64"),
+    "FashionCNN": (128, "cross_entropy", "fashion_mnist"),
+    "MNISTBatchNormCNN": (120, "cross_entropy", "mnist"),
+    "MNISTMLP": (64, "cross_entropy", "mnist"),
+    "MNISTOneConv": (64, "cross_entropy", "mnist"),
+    "MNISTTwoConv": (64, "cross_entropy", "mnist"),
+    "SimpleCNN": (256, "cross_entropy", "mnist"),
+    "ConvAutoencoder": (256, "mse", "fashion_mnist"),
+}
+
+
+def load_arrays(kind: str, examples: int):
+    """(x_train, y_train, x_test, y_test) as NumPy, NHWC float32 / int32."""
+    import numpy as np
+
+    if kind in ("mnist", "fashion_mnist"):
+        from jaxdl.data import idx
+
+        arrays = idx.load_idx_folder(DATA / kind)
+        to_float = lambda a: (a.astype(np.float32) / 255.0)  # noqa: E731
+        return (to_float(arrays["train_images"][:examples]), arrays["train_labels"][:examples].astype(np.int32),
+                to_float(arrays["test_images"]), arrays["test_labels"].astype(np.int32))
+    rng = np.random.default_rng(0)
+    if kind == "rgb64":
+        n = min(examples, 2400)
+        return (rng.random((n, 64, 64, 3), np.float32), rng.integers(0, 3, n).astype(np.int32),
+                rng.random((600, 64, 64, 3), np.float32), rng.integers(0, 3, 600).astype(np.int32))
+    import jax
+
+    from jaxdl.data import make_blobs, make_circles, make_linear
+
+    if kind == "linear":
+        x_train, y_train, x_test, y_test = (np.asarray(a) for a in make_linear())
+        return x_train, y_train, x_test, y_test
+    x, y = (make_circles if kind == "circles" else make_blobs)(jax.random.key(0))
+    x, y = np.asarray(x), np.asarray(y)
+    return x[:800], y[:800], x[800:], y[800:]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_jaxdl(model_name: str, batch_size: int, examples: int) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdl import data, models, train
+
+    _, loss, kind = SETTINGS[model_name]
+    x_train, y_train, x_test, y_test = load_arrays(kind, examples)
+    model, _ = models.COURSE_MODELS[model_name]
+    loader = data.make_batches((jnp.asarray(x_train), jnp.asarray(y_train)), batch_size, jax.random.key(0), drop_last=True)
+    test = data.make_batches((jnp.asarray(x_test), jnp.asarray(y_test)), batch_size)
+    state = train.create_train_state(model, jax.random.key(1), x_train[:1], train.make_optimizer("sgd", 0.01),
+                                     loss=loss, target="x" if loss == "mse" and kind != "linear" else "y")
+    batches = list(loader.epoch(0))
+    began = time.perf_counter()
+    state, metrics = train.train_step(state, batches[0])
+    jax.block_until_ready(metrics)
+    first_step = time.perf_counter() - began
+    began = time.perf_counter()
+    for batch in loader.epoch(1):
+        state, metrics = train.train_step(state, batch)
+    jax.block_until_ready(metrics)
+    train_s = time.perf_counter() - began
+    train.evaluate(state, test)  # compile
+    began = time.perf_counter()
+    train.evaluate(state, test)
+    eval_s = time.perf_counter() - began
+    return {"first_step_s": first_step, "train_ips": len(loader) * batch_size / train_s,
+            "eval_ips": len(x_test) / eval_s, "peak_mb": peak_rss_mb()}
+
+
+def run_torch(model_name: str, batch_size: int, examples: int) -> dict:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from torch_models import MODELS
+
+    _, loss, kind = SETTINGS[model_name]
+    x_train, y_train, x_test, y_test = load_arrays(kind, examples)
+    to_nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if a.ndim == 4 else a)  # noqa: E731
+    x_train, x_test = to_nchw(x_train), to_nchw(x_test)
+    y_train, y_test = torch.from_numpy(y_train).long(), torch.from_numpy(y_test).long()
+    torch.manual_seed(42)
+    model = MODELS[model_name]()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def loss_fn(out, x, y):
+        if loss == "cross_entropy":
+            return F.cross_entropy(out, y)
+        if loss == "bce_with_logits":
+            return F.binary_cross_entropy_with_logits(out.squeeze(1), y.float())
+        target = y if kind == "linear" else x
+        return (F.l1_loss if loss == "l1" else F.mse_loss)(out, target)
+
+    def step(idx):
+        x, y = x_train[idx], y_train[idx]
+        model.train()
+        loss_value = loss_fn(model(x), x, y)
+        optimizer.zero_grad()
+        loss_value.backward()
+        optimizer.step()
+        return loss_value
+
+    generator = torch.Generator().manual_seed(0)
+    order = torch.randperm(len(x_train), generator=generator)
+    steps = len(x_train) // batch_size
+    began = time.perf_counter()
+    step(order[:batch_size])
+    first_step = time.perf_counter() - began
+    began = time.perf_counter()
+    for i in range(steps):
+        step(order[i * batch_size:(i + 1) * batch_size])
+    train_s = time.perf_counter() - began
+    model.eval()
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(x_test), batch_size):
+            loss_fn(model(x_test[i:i + batch_size]), x_test[i:i + batch_size], y_test[i:i + batch_size])
+    eval_s = time.perf_counter() - began
+    return {"first_step_s": first_step, "train_ips": steps * batch_size / train_s,
+            "eval_ips": len(x_test) / eval_s, "peak_mb": peak_rss_mb()}
+
+
+def measure(framework: str, model: str, batch_size: int, examples: int) -> dict:
+    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples)]
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode:
+        raise RuntimeError(f"{framework} {model} {batch_size} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="all", help="comma-separated course model names")
+    parser.add_argument("--batch-sizes", default="course,256", help="'course' and/or numbers")
+    parser.add_argument("--examples", type=int, default=60_000, help="training examples an epoch (28x28 data)")
+    parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/train_speed_<device>.md)")
+    parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        framework, model, batch, examples = args.worker
+        run = run_jaxdl if framework == "jaxdl" else run_torch
+        print(json.dumps(run(model, int(batch), int(examples))))
+        return
+
+    import jax
+    import torch
+
+    device = jax.devices()[0].device_kind
+    names = list(SETTINGS) if args.models == "all" else args.models.split(",")
+    unknown = sorted(set(names) - set(SETTINGS))
+    if unknown:
+        parser.error(f"unknown models {unknown}; choose from {sorted(SETTINGS)}")
+    header = (f"| model | batch | jaxdl train img/s | PyTorch train img/s | ratio | jaxdl eval img/s | "
+              f"PyTorch eval img/s | ratio | jaxdl first step (s) | PyTorch first step (s) | "
+              f"jaxdl peak MB | PyTorch peak MB |")
+    lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}, torch {torch.__version__}, "
+             f"{torch.get_num_threads()} torch threads; {args.examples:,} training examples an epoch for the "
+             "28x28 models.", "", header, "|" + "---|" * 12]
+    print("\n".join(lines), flush=True)
+    for name in names:
+        course_batch = SETTINGS[name][0]
+        sizes = [course_batch if b == "course" else int(b) for b in args.batch_sizes.split(",")]
+        for batch in dict.fromkeys(sizes):
+            if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
+                continue  # full-batch sets: the course's one batch only
+            j, t = measure("jaxdl", name, batch, args.examples), measure("torch", name, batch, args.examples)
+            line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
+                    f"**{j['train_ips'] / t['train_ips']:.2f}x** | {j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "
+                    f"{j['eval_ips'] / t['eval_ips']:.2f}x | {j['first_step_s']:.2f} | {t['first_step_s']:.3f} | "
+                    f"{j['peak_mb']:,.0f} | {t['peak_mb']:,.0f} |")
+            lines.append(line)
+            print(line, flush=True)
+    out = args.out or ROOT / "benchmarks" / f"train_speed_{jax.default_backend()}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
