@@ -25,7 +25,6 @@ import math
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from jaxdl.layers import (
     BatchNorm,
