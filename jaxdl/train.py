@@ -108,9 +108,7 @@ def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: opta
 
 def _apply(state: TrainState, params, x, train: bool):
     """Run the model; in training, with this step's dropout key and BatchNorm updates."""
-    variables = {"params": params}
-    if state.batch_stats:
-        variables["batch_stats"] = state.batch_stats
+    variables = {**state.variables, "params": params}
     if not train:
         return state.apply_fn(variables, x, train=False), state.batch_stats
     rngs = {"dropout": jax.random.fold_in(state.key, state.step)}
