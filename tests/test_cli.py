@@ -1,0 +1,22 @@
+"""The `jaxdl` command: models, summary, data info, and the errors a user sees."""
+
+from conftest import SHARED_DATA
+from jaxdl.cli import main
+
+
+def test_models_and_summary(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "SimpleCNN" in out and "5,274 parameters" in out
+    assert main(["summary", "TinyVGG", "--depth", "1"]) == 0
+    assert "Total params: 8,083" in capsys.readouterr().out
+    assert main(["summary", "TinyVG"]) == 2
+    assert "unknown model 'TinyVG'" in capsys.readouterr().err
+
+
+def test_data_info(capsys, tmp_path):
+    assert main(["data", "info", "fashion_mnist", "--data-dir", str(SHARED_DATA)]) == 0
+    out = capsys.readouterr().out
+    assert "train: 60,000 images" in out and "Ankle boot: 6,000" in out and "pixel mean 0.286" in out
+    assert main(["data", "info", "mnist", "--data-dir", str(tmp_path), "--no-download"]) == 1
+    assert "jaxdl data prepare mnist --from" in capsys.readouterr().err
