@@ -42,8 +42,15 @@ def relu(x: Array) -> Array:
 
 
 def sigmoid(x: Array) -> Array:
-    """``1 / (1 + exp(-x))``: squashes logits into probabilities for binary labels."""
-    return 1 / (1 + jnp.exp(-x))
+    """``1 / (1 + exp(-x))``: squashes logits into probabilities for binary labels.
+
+    Written as the course writes it, with one change: for ``x < 0`` the same value is
+    computed as ``exp(x) / (1 + exp(x))``. Below about -88, ``exp(-x)`` overflows float32
+    to infinity, and although ``1 / (1 + inf)`` is the right 0, its gradient is
+    ``inf / inf = NaN`` -- enough to kill a training run.
+    """
+    e = jnp.exp(-jnp.abs(x))  # never overflows: e is in (0, 1]
+    return jnp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def softmax(x: Array, axis: int = -1) -> Array:

@@ -38,6 +38,13 @@ class LayerVariantsTest(chex.TestCase):
         chex.assert_trees_all_close(probs.sum(-1), jnp.ones(2), atol=1e-6)
 
 
+def test_sigmoid_is_finite_with_a_finite_gradient_far_out():
+    x = jnp.array([-1000.0, -90.0, 0.0, 90.0, 1000.0])
+    np.testing.assert_allclose(L.sigmoid(x), [0.0, 0.0, 0.5, 1.0, 1.0], atol=1e-30)
+    grads = jax.vmap(jax.grad(L.sigmoid))(x)
+    assert np.isfinite(grads).all() and float(grads[2]) == pytest.approx(0.25)
+
+
 @pytest.mark.parametrize("layer,x_shape,fan_in", [
     (L.Dense(50), (1, 200), 200),
     (L.Conv2D(64, 3), (1, 8, 8, 16), 3 * 3 * 16),
