@@ -100,6 +100,19 @@ def test_tfds_path_with_mock_data():
     assert data.class_names[-1] == "Ankle boot"
 
 
+def test_a_large_tfds_dataset_streams_from_the_host():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=20):
+        source = D.TfdsImageSource("fashion_mnist", "train")
+        loader = D.make_batches(source, 8, key=jax.random.key(0))
+        assert isinstance(loader, D.HostBatches) and len(loader) == 3
+        batches = list(loader.epoch(0))
+    assert batches[0]["x"].shape == (8, 28, 28, 1) and batches[0]["x"].dtype == jnp.float32
+    assert float(batches[0]["x"].max()) <= 1.0 and float(batches[-1]["mask"].sum()) == 4
+    assert source.class_names[0] == "T-shirt/top"
+
+
 def test_tfds_prepared_offline_from_the_official_files_gives_the_same_examples(tmp_path):
     pytest.importorskip("tensorflow")
     D.prepare_from_official_files("mnist", SHARED_DATA, tmp_path)

@@ -15,6 +15,7 @@ from jaxdl.data.datasets import (
     ArrayDataset,
     DatasetUnavailableError,
     ImageClassificationData,
+    TfdsImageSource,
     load_dataset,
     prepare_from_official_files,
 )
@@ -24,7 +25,7 @@ from jaxdl.data.synthetic import make_blobs, make_circles, make_linear, train_te
 
 __all__ = [
     "ArrayDataset", "CorruptFileError", "DatasetUnavailableError", "DeviceBatches", "HostBatches",
-    "ImageClassificationData", "ImageFolder", "compose", "find_classes", "load_dataset",
+    "ImageClassificationData", "ImageFolder", "TfdsImageSource", "compose", "find_classes", "load_dataset",
     "make_batches", "make_blobs", "make_circles", "make_linear", "prepare_from_official_files",
     "random_horizontal_flip", "random_translate", "read_image", "train_test_split", "trivial_augment_wide",
     "walk_through_dir", "write_image_folder",

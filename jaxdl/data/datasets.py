@@ -182,6 +182,33 @@ def _load_tfds(name: str, data_dir: pathlib.Path | None, download: bool) -> Imag
                                    f"tensorflow-datasets in {builder.data_dir}")
 
 
+class TfdsImageSource:
+    """A tfds image-classification split as a random-access source of ``(image, label)``
+    pairs -- float32 HWC in [0, 1] and an int -- for datasets too large to hold on the
+    device: ``make_batches(TfdsImageSource("imagenette", "train"), 64, key)`` streams
+    it from the host in background threads, with the same batches interface."""
+
+    def __init__(self, name: str, split: str, data_dir: str | os.PathLike | None = None,
+                 download: bool = True):
+        import tensorflow_datasets as tfds
+
+        try:
+            self.source = tfds.data_source(name, split=split, data_dir=default_data_dir(data_dir),
+                                           download=download)
+            self.class_names = tuple(tfds.builder(name, data_dir=default_data_dir(data_dir))
+                                     .info.features["label"].names)
+        except Exception as err:
+            raise DatasetUnavailableError(_how_to_get(name, data_dir, f"{type(err).__name__}: {err}")) from err
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        record = self.source[index]
+        image = np.asarray(record["image"], np.float32) / 255.0
+        return (image[..., None] if image.ndim == 2 else image), int(record["label"])
+
+
 def _how_to_get(name: str, data_dir, reason: str) -> str:
     where = data_dir or "tfds's default data directory (~/tensorflow_datasets)"
     return (
