@@ -205,9 +205,9 @@ def main() -> None:
     unknown = sorted(set(names) - set(SETTINGS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {sorted(SETTINGS)}")
-    header = (f"| model | batch | jaxdl train img/s | PyTorch train img/s | ratio | jaxdl eval img/s | "
-              f"PyTorch eval img/s | ratio | jaxdl first step (s) | PyTorch first step (s) | "
-              f"jaxdl peak MB | PyTorch peak MB |")
+    header = ("| model | batch | jaxdl train img/s | PyTorch train img/s | ratio | jaxdl eval img/s | "
+              "PyTorch eval img/s | ratio | jaxdl first step (s) | PyTorch first step (s) | "
+              "jaxdl peak MB | PyTorch peak MB |")
     lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} torch threads; {args.examples:,} training examples an epoch for the "
              "28x28 models.", "", header, "|" + "---|" * 12]

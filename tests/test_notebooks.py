@@ -1,6 +1,5 @@
 """Every notebook in notebooks/ executes top to bottom in its small (test) setting."""
 
-import os
 
 import nbformat
 import pytest
