@@ -14,8 +14,6 @@ models' loss curves, and a prediction, with its probability, on one image file
 import pathlib
 
 import jax
-import numpy as np
-
 from jaxdl import data, experiment, plots, train
 from jaxdl.models import TinyVGG
 
@@ -30,14 +28,9 @@ size = (cfg.extra["image_size"],) * 2
 root = cfg.extra["images"]
 if root is None:  # the stand-in: footwear from Fashion-MNIST as a small RGB photo folder
     root = exp.path("images")
-    if not (root / "test").exists():
-        fashion = data.load_dataset("fashion_mnist", cfg.data_dir)
-        names, picks = fashion.class_names, (5, 7, 9)  # Sandal, Sneaker, Ankle boot
-        for split, ds, per_class in (("train", fashion.train, 75), ("test", fashion.test, 25)):
-            labels = np.asarray(ds.labels)
-            chosen = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in picks])
-            relabelled = np.searchsorted(picks, labels[chosen])
-            data.write_image_folder(ds.images[chosen], relabelled, [names[c] for c in picks], root / split, size)
+    if not (root / "test").exists():  # Sandal, Sneaker, Ankle boot
+        data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir), root, classes=(5, 7, 9),
+                                 per_class={"train": 75, "test": 25}, size=size)
     print(f"using the stand-in image folder {root}")
 root = pathlib.Path(root)
 data.walk_through_dir(root)

@@ -326,3 +326,12 @@ def test_course_pictures_are_written(fashion, image_folder, tmp_path):
     for name in ("random.png", "folder.png", "transformed.png"):
         with Image.open(tmp_path / name) as image:
             assert image.format == "PNG" and image.size[0] > 100
+
+
+def test_export_image_folder_makes_a_photo_folder_stand_in(fashion, tmp_path):
+    root = D.export_image_folder(fashion, tmp_path / "shoes", classes=(9, 5), per_class={"train": 3, "test": 2},
+                                 size=(64, 64))
+    train = D.ImageFolder(root / "train")
+    assert train.classes == ["Ankle boot", "Sandal"] and len(train) == 6 and len(D.ImageFolder(root / "test")) == 4
+    with Image.open(train.samples[0][0]) as image:
+        assert image.mode == "RGB" and image.size == (64, 64)

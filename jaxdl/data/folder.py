@@ -129,3 +129,23 @@ def write_image_folder(images, labels, class_names, root: str | os.PathLike,
             picture = picture.resize(tuple(size)[::-1], Image.BILINEAR)
         picture.save(folder / f"{i:05d}.png")
     return root
+
+
+def export_image_folder(dataset, root: str | os.PathLike, classes, per_class: dict[str, int],
+                        size: tuple[int, int] | None = None) -> pathlib.Path:
+    """Write the first ``per_class[split]`` examples of each of ``classes`` (indices) of an
+    :class:`ImageClassificationData` as ``root/<split>/<class_name>/<n>.png``.
+
+    Used to make a small photo-folder stand-in (the course's pizza/steak/sushi has 75
+    training and 25 test images a class) from a dataset that is available offline.
+    """
+    root = pathlib.Path(root)
+    classes = tuple(classes)
+    names = [dataset.class_names[c] for c in classes]
+    for split, n in per_class.items():
+        ds = getattr(dataset, split)
+        labels = np.asarray(ds.labels)
+        chosen = np.concatenate([np.flatnonzero(labels == c)[:n] for c in classes])
+        relabelled = np.array([classes.index(c) for c in labels[chosen]])
+        write_image_folder(np.asarray(ds.images)[chosen], relabelled, names, root / split, size)
+    return root
