@@ -8,9 +8,15 @@ explicit PRNG keys, and one jit-compiled training step for any number of devices
 Modules, top to bottom: :mod:`jaxdl.layers` (layers on ``jax.lax``),
 :mod:`jaxdl.conv` (convolution three ways), :mod:`jaxdl.models` (every model of the
 course by its course name), :mod:`jaxdl.summary` (a torchinfo-like table).
+
+Importing jaxdl switches on JAX's persistent compilation cache
+(:mod:`jaxdl.compilation_cache`; ``JAXDL_CACHE_DIR=off`` to leave it off).
 """
 
+from jaxdl import compilation_cache
 from jaxdl.summary import summary
+
+compilation_cache.enable()
 
 __version__ = "0.1.0"
 __all__ = ["summary", "__version__"]

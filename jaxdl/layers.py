@@ -143,7 +143,8 @@ class Dense(nn.Module):
 
 
 class Conv2D(nn.Module):
-    """``nn.Conv2d`` on NHWC images with an HWIO kernel (``lax.conv_general_dilated``).
+    """``nn.Conv2d`` on NHWC images with an HWIO kernel (:func:`jaxdl.conv.conv2d_auto`:
+    ``lax.conv_general_dilated``, or im2col + matmul for small patches on CPU).
 
     ``padding`` may be an int, an ``(h, w)`` pair, explicit
     ``((top, bottom), (left, right))``, ``'SAME'`` or ``'VALID'``; PyTorch's default
@@ -165,7 +166,7 @@ class Conv2D(nn.Module):
         kh, kw = conv_lib.pair(self.kernel_size, "kernel_size")
         shape = (kh, kw, x.shape[-1], self.features)
         kernel = self.param("kernel", kaiming_uniform(), shape)
-        y = conv_lib.conv2d(x, kernel, self.strides, self.padding, self.dilation)
+        y = conv_lib.conv2d_auto(x, kernel, self.strides, self.padding, self.dilation)
         if self.use_bias:
             y = y + self.param("bias", torch_bias_init(fan_in(shape)), (self.features,))
         return y

@@ -38,6 +38,29 @@ def test_im2col_is_jittable_and_matches():
     np.testing.assert_allclose(fast, conv.conv2d(images, kernels, 2, 1), atol=1e-5)
 
 
+def test_auto_picks_im2col_for_strided_or_small_patches_on_cpu_only():
+    assert conv.uses_im2col((8, 28, 28, 1), (3, 3, 1, 10), 1, backend="cpu")        # 9-value patch
+    assert conv.uses_im2col((8, 13, 13, 32), (3, 3, 32, 64), 2, backend="cpu")      # strided
+    assert not conv.uses_im2col((8, 28, 28, 32), (3, 3, 32, 32), 1, backend="cpu")  # 288-value patch
+    for backend in ("gpu", "tpu"):
+        assert not conv.uses_im2col((8, 28, 28, 1), (3, 3, 1, 10), 2, backend=backend)
+
+
+@pytest.mark.parametrize("shape, kernel, stride", [((2, 9, 9, 1), (3, 3, 1, 4), 1), ((2, 9, 9, 8), (3, 3, 8, 4), 1),
+                                                   ((2, 9, 9, 8), (3, 3, 8, 4), 2)])
+def test_auto_has_the_values_and_gradients_of_lax(shape, kernel, stride):
+    images = jax.random.normal(jax.random.key(0), shape)
+    kernels = jax.random.normal(jax.random.key(1), kernel)
+
+    def loss(conv_fn):
+        return jax.grad(lambda x, w: jnp.sum(jnp.tanh(conv_fn(x, w, stride, 1))), argnums=(0, 1))
+
+    np.testing.assert_allclose(conv.conv2d_auto(images, kernels, stride, 1), conv.conv2d(images, kernels, stride, 1),
+                               rtol=1e-5, atol=1e-5)
+    for auto, reference in zip(loss(conv.conv2d_auto)(images, kernels), loss(conv.conv2d)(images, kernels)):
+        np.testing.assert_allclose(auto, reference, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("n,k,s,p,expected", [
     (28, 3, 1, 1, 28), (28, 3, 1, 0, 26), (64, 3, 1, 0, 62), (28, 3, 2, 1, 14),
     (7, 3, 2, 1, 4), (28, 7, 1, 0, 22), (22, 2, 1, 0, 21), (32, 3, 2, 1, 16),

@@ -1,0 +1,142 @@
+"""The convolutions of ``jaxdl.conv``: the lesson's timing, then every course conv layer.
+
+    python benchmarks/conv_speed.py                 # both parts, markdown to benchmarks/conv_speed_<backend>.md
+    python benchmarks/conv_speed.py --part layers   # only the course layers
+
+Part 1, the lesson (fast.ai Lesson 15 / notebook 05): one 28x28 image and one 3x3 kernel,
+then 16 images and the 4 edge kernels, by Python loops (NumPy), im2col + matmul (jit)
+and ``lax.conv_general_dilated`` (jit).
+
+Part 2, the course's models: every ``Conv2D`` call of every course model at its course
+batch size (found by intercepting the layers, so the list follows the models), its
+forward and backward pass (input and weight gradients) timed by ``lax`` and by
+im2col + matmul, alternating, best of several. This is the evidence behind
+``jaxdl.conv.conv2d_auto``'s choice, which the last column shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxdl import conv, models
+from jaxdl.layers import Conv2D
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from train_speed import SETTINGS  # noqa: E402  (course batch sizes)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def best_time(fn, *args, repeats: int = 5, min_seconds: float = 0.05) -> float:
+    """Seconds per call: the best of ``repeats`` runs of enough calls to take ``min_seconds``."""
+    jax.block_until_ready(fn(*args))
+    began, calls = time.perf_counter(), 0
+    while time.perf_counter() - began < min_seconds:
+        jax.block_until_ready(fn(*args))
+        calls += 1
+    best = float("inf")
+    for _ in range(repeats):
+        began = time.perf_counter()
+        for _ in range(calls):
+            out = fn(*args)
+        jax.block_until_ready(out)
+        best = min(best, (time.perf_counter() - began) / calls)
+    return best
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f} ms" if seconds >= 1e-3 else f"{seconds * 1e6:.0f} us"
+
+
+def lesson_table() -> list[str]:
+    digits = np.asarray(jax.random.uniform(jax.random.key(0), (16, 28, 28, 1)))
+    lines = ["| input | kernels | loops (NumPy) | im2col + matmul (jit) | lax (jit) |", "|---|---|---|---|---|"]
+    for n, kernels in ((1, conv.edge_kernels()[..., :1]), (16, conv.edge_kernels())):
+        images = digits[:n]
+        times = [best_time(lambda x, k: conv.conv2d_loops(x, k), images, kernels, repeats=3),
+                 best_time(jax.jit(conv.conv2d_im2col), images, kernels),
+                 best_time(jax.jit(conv.conv2d), images, kernels)]
+        lines.append(f"| {n} x 28x28x1 | {kernels.shape[-1]} x 3x3 | " + " | ".join(fmt(t) for t in times) + " |")
+    return lines
+
+
+def course_conv_layers() -> list[tuple[str, tuple, dict]]:
+    """(model, input shape, Conv2D fields) for every conv call of every course model, deduplicated."""
+    found: dict[tuple, tuple] = {}
+
+    for name, (model, example) in models.COURSE_MODELS.items():
+        batch = SETTINGS[name][0]
+
+        def record(next_fun, args, kwargs, context, name=name, batch=batch):
+            module = context.module
+            if isinstance(module, Conv2D) and context.method_name == "__call__":
+                x = args[0]
+                key = ((batch, *x.shape[1:]), module.features, conv.pair(module.kernel_size, "k"),
+                       conv.pair(module.strides, "s"), repr(module.padding))
+                found.setdefault(key, (name, module.padding))
+            return next_fun(*args, **kwargs)
+
+        def init(x, model=model, record=record):
+            with nn.intercept_methods(record):
+                return model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x)
+
+        jax.eval_shape(init, jax.ShapeDtypeStruct((1, *example), jnp.float32))
+    return [(name, key[0], {"features": key[1], "kernel": key[2], "strides": key[3], "padding": padding})
+            for key, (name, padding) in found.items()]
+
+
+def layer_table() -> list[str]:
+    lines = ["| model | input (NHWC) | kernel | stride, padding | lax fwd+bwd | im2col fwd+bwd | im2col/lax | conv2d_auto |",
+             "|---|---|---|---|---|---|---|---|"]
+    for name, shape, layer in course_conv_layers():
+        kh, kw = layer["kernel"]
+        padding = layer["padding"]
+        x = jax.random.normal(jax.random.key(0), shape)
+        w = jax.random.normal(jax.random.key(1), (kh, kw, shape[-1], layer["features"])) * 0.1
+
+        def fwd_bwd(impl):
+            def step(x, w):
+                y, vjp = jax.vjp(lambda x, w: impl(x, w, layer["strides"], padding), x, w)
+                return vjp(y)
+            return jax.jit(step)
+
+        lax_step, im2col_step = fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d_im2col)
+        lax_t, im2col_t = [], []
+        for _ in range(3):  # alternate, so that noise falls on both
+            lax_t.append(best_time(lax_step, x, w, repeats=2))
+            im2col_t.append(best_time(im2col_step, x, w, repeats=2))
+        lax_best, im2col_best = min(lax_t), min(im2col_t)
+        choice = "im2col" if conv.uses_im2col(x.shape, w.shape, layer["strides"]) else "lax"
+        lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {layer['strides']}, "
+                     f"{layer['padding']} | {fmt(lax_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {choice} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("all", "lesson", "layers"), default="all")
+    parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/conv_speed_<backend>.md)")
+    args = parser.parse_args()
+    lines = [f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}", ""]
+    print(lines[0], flush=True)
+    if args.part in ("all", "lesson"):
+        lines += ["The lesson's convolution, forward only:", "", *lesson_table(), ""]
+        print("\n".join(lines[2:]), flush=True)
+    if args.part in ("all", "layers"):
+        lines += ["Every course conv layer at its course batch size, forward + backward:", "", *layer_table()]
+    out = args.out or ROOT / "benchmarks" / f"conv_speed_{jax.default_backend()}.md"
+    out.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
