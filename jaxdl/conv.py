@@ -236,8 +236,8 @@ def uses_im2col(images_shape, kernels_shape, stride=1, backend: str | None = Non
     dots), and the input gradient of a strided convolution (a convolution with input
     dilation, which Eigen lacks, so XLA falls back to plain loops). im2col turns both into
     one matmul and a few strided slices. Measured on the course's layers (fwd + bwd):
-    FashionCNN's 6x6x64 -> 128 stride-2 layer 15.5 ms -> 2.9 ms, MNISTOneConv's 7x7 layer
-    19 -> 7 ms; while a 3x3 32 -> 32 layer on 28x28 is 2.6x faster by ``lax``, since its
+    FashionCNN's 6x6x64 -> 128 stride-2 layer 9.9 ms -> 1.8 ms, MNISTOneConv's 7x7 layer
+    10.5 -> 3.2 ms; while a 3x3 32 -> 32 layer on 28x28 is 1.7x faster by ``lax``, since its
     patch matrix is large. GPU and TPU always take ``lax``: cuDNN and the TPU's
     convolution units have neither weak spot, and im2col would cost memory.
     """

@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from flax import struct
 from jax import lax
+from jax.extend import core as jax_core
 
 from jaxdl.metrics import LOSSES, predicted_labels
 
@@ -204,8 +205,40 @@ def add_metrics(total: Metrics | None, new: Metrics) -> Metrics:
     return new if total is None else jax.tree.map(jnp.add, total, new)
 
 
+@functools.partial(jax.jit, static_argnames=("gather", "sharding"))
+def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=None) -> Metrics:
+    """The metric sums of every batch of an evaluation set, in one compiled program:
+    a ``lax.scan`` whose body gathers batch ``step`` (the loader's ``gather``, placed
+    by ``sharding`` when given) and adds its sums.
+
+    One dispatch for the whole set instead of a gather, a step and an addition per
+    batch, which is what a small model's evaluation time is made of on any device.
+    (Training keeps per-batch steps on CPU for the weight-gradient reason in
+    :func:`default_scan`; evaluation has no gradient.)
+    """
+
+    def batch_sums(step):
+        batch = gather(x, y, indices, mask, step, 0)
+        if sharding is not None:
+            batch = lax.with_sharding_constraint(batch, sharding)
+        return _eval_step(state, batch)
+
+    def body(total, step):
+        return jax.tree.map(jnp.add, total, batch_sums(step)), None
+
+    zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(batch_sums, 0))
+    return lax.scan(body, zeros, jnp.arange(indices.shape[0]))[0]
+
+
 def evaluate(state: TrainState, loader) -> dict[str, float]:
-    """Loss and accuracy of ``state`` over every batch of ``loader`` (epoch 0's order)."""
+    """Loss and accuracy of ``state`` over every batch of ``loader`` (epoch 0's order).
+
+    Batches that live on the device (:class:`jaxdl.data.DeviceBatches`) are evaluated
+    in one program (:func:`evaluate_scanned`); others batch by batch."""
+    if hasattr(loader, "gather"):
+        indices, mask = loader.epoch_indices(0)
+        return summarize(evaluate_scanned(state, loader.x, loader.y, indices, mask, loader.gather,
+                                          getattr(loader, "sharding", None)))
     total = None
     for batch in loader.epoch(0):
         total = add_metrics(total, eval_step(state, batch))
@@ -254,31 +287,49 @@ def fit(state: TrainState, train_data, eval_data=None, epochs: int = 1,
 
     Returns ``(state, history)`` with the course's per-epoch lists ``train_loss``,
     ``train_acc``, ``test_loss``, ``test_acc`` and ``epoch_time`` (seconds).
-    ``scan`` runs each epoch as one ``lax.scan`` on the device (default: per platform,
-    see :func:`default_scan`). See :class:`jaxdl.callbacks.Learner` for the events.
+    ``scan`` runs each epoch as one ``lax.scan`` on the device (default: per platform
+    and model, see :func:`default_scan`). See :class:`jaxdl.callbacks.Learner` for the events.
     """
     from jaxdl.callbacks import Learner
 
-    learner = Learner(state, train_data, eval_data, callbacks, scan=default_scan() if scan is None else scan)
+    if scan is None:
+        scan = hasattr(train_data, "gather") and default_scan(state, next(iter(train_data.epoch(0))))
+    learner = Learner(state, train_data, eval_data, callbacks, scan=scan)
     learner.fit(epochs)
     return learner.state, learner.history
 
 
-def default_scan() -> bool:
-    """Whether :func:`fit` runs an epoch as one ``lax.scan`` on this platform.
-
-    CPU: no. Measured on a 2-core CPU (``benchmarks/scan_vs_dispatch.py``,
-    FashionMNISTModelV2, batch 32): per-batch dispatch 3,843 images/s, scanned epoch
-    838 images/s (0.22x), the same ratio on one core. The cause is one operation: the
-    weight-gradient convolution. At the top level of a program XLA:CPU rewrites it to
-    the canonical ``b01f_01io->b01f`` form that its Eigen convolution kernel runs;
-    inside a while-loop body (what ``lax.scan`` becomes) it stays
-    ``f01b_i01o->01bf`` and is compiled by the generic loop emitter, 14x slower
-    (``benchmarks/scan_vs_dispatch.py`` has the probe). Forward convolutions, pooling
-    and the input gradient are as fast inside the loop as outside.
+def default_scan(state: TrainState | None = None, batch: Batch | None = None) -> bool:
+    """Whether :func:`fit` runs an epoch as one ``lax.scan`` for this model here.
 
     GPU and TPU: yes. There a step of a course model takes microseconds, so the host's
     per-step dispatch dominates, and cuDNN / the TPU compiler treat every convolution
     alike inside and outside loops (reasoned, not measured here: no accelerator).
+
+    CPU: yes unless the train step (traced on ``state`` and ``batch``; without them, no)
+    holds an XLA convolution. Scanning saves the per-step dispatch: 1.6x for
+    FashionMNISTModelV0 at batch 256 and MNISTMLP at 64, 1.06-1.1x for FashionCNN and
+    SimpleCNN, whose convolutions :func:`jaxdl.conv.conv2d_auto` runs as matmuls on CPU.
+    But a ``lax`` convolution's weight gradient inside a loop is 14x slower on XLA:CPU:
+    at the top level of a program XLA rewrites it to the canonical ``b01f_01io->b01f``
+    form that its Eigen kernel runs; inside a while-loop body (what ``lax.scan``
+    becomes) it stays ``f01b_i01o->01bf`` and goes to the generic loop emitter
+    (``benchmarks/scan_vs_dispatch.py``: FashionMNISTModelV2 at batch 32, 3,843 vs 838
+    images/s). So models with such a convolution step batch by batch on CPU.
     """
-    return jax.default_backend() != "cpu"
+    if jax.default_backend() != "cpu":
+        return True
+    if state is None or batch is None:
+        return False
+    return not _has_primitive(jax.make_jaxpr(_train_step)(state, batch).jaxpr, "conv_general_dilated")
+
+
+def _has_primitive(jaxpr, name: str) -> bool:
+    """Whether ``name`` is used anywhere in ``jaxpr``, sub-programs (jit, scan, cond) included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for sub in jax_core.jaxprs_in_params(eqn.params):
+            if _has_primitive(getattr(sub, "jaxpr", sub), name):
+                return True
+    return False

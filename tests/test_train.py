@@ -75,6 +75,17 @@ def test_partial_last_batch_counts_each_example_once():
     assert by_batches["acc"] == pytest.approx(whole["acc"])
 
 
+def test_scanned_evaluation_equals_batch_by_batch():
+    x, y = tiny_problem(25)
+    state, loader = blob_state(), make_batches((x, y), 10)
+    assert hasattr(loader, "gather")  # device batches: evaluate() takes the scanned path
+    scanned = T.evaluate(state, loader)
+    total = None
+    for batch in loader.epoch(0):
+        total = T.add_metrics(total, T.eval_step(state, batch))
+    assert scanned == pytest.approx(T.summarize(total), rel=1e-6)
+
+
 def test_each_course_loss():
     logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
     labels = jnp.array([0, 1])

@@ -101,7 +101,7 @@ class DeviceBatches:
         self.x, self.y = jnp.asarray(x), jnp.asarray(y)
         self.batch_size, self.key, self.drop_last = batch_size, key, drop_last
         self.num_examples = len(x)
-        self.transform, self.transform_key = transform, transform_key
+        self.transform, self.transform_key, self.sharding = transform, transform_key, sharding
         self._gather = jax.jit(self.gather, out_shardings=sharding)
 
     def __len__(self) -> int:
