@@ -228,7 +228,7 @@ patch (``kh * kw * C_in`` values) is at most this large: 3x3 over up to 7 channe
 7x7 over one. ``benchmarks/conv_speed.py`` times both ways on every course conv layer."""
 
 
-def uses_im2col(images_shape, kernels_shape, stride=1, backend: str | None = None) -> bool:
+def uses_im2col(kernels_shape, stride=1, backend: str | None = None) -> bool:
     """Whether :func:`conv2d_auto` takes the im2col path (default backend: JAX's).
 
     On CPU XLA runs a convolution on Eigen's kernels, which are fast forward but leave
@@ -252,6 +252,6 @@ def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> 
     :func:`uses_im2col` says it is faster, else :func:`conv2d`. Both give the same
     result to float tolerance, so the choice only changes the speed."""
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
-    if images.ndim == 4 and kernels.ndim == 4 and uses_im2col(images.shape, kernels.shape, stride):
+    if images.ndim == 4 and kernels.ndim == 4 and uses_im2col(kernels.shape, stride):
         return conv2d_im2col(images, kernels, stride, padding, dilation)
     return conv2d(images, kernels, stride, padding, dilation)
