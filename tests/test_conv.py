@@ -106,3 +106,17 @@ def test_bad_shapes_name_expected_and_received(fn):
         fn(np.zeros((1, 28, 28, 3)), conv.edge_kernels())
     with pytest.raises(ValueError, match="padding"):
         fn(np.zeros((1, 28, 28, 1)), conv.edge_kernels(), 1, "FULL")
+
+
+def test_conv_benchmark_finds_every_course_conv_layer():
+    """benchmarks/conv_speed.py lists the layers by intercepting the models: the list
+    must follow them (FashionCNN's three strided layers, TinyVGG's 64x64 RGB input)."""
+    import conv_speed  # benchmarks/ is on sys.path (conftest)
+
+    layers = conv_speed.course_conv_layers()
+    by_model = {}
+    for name, shape, layer in layers:
+        by_model.setdefault(name, []).append((shape, layer))
+    assert [layer["strides"] for _, layer in by_model["FashionCNN"]] == [(2, 2)] * 3
+    assert by_model["TinyVGG"][0][0] == (32, 64, 64, 3)  # course batch size 32
+    assert {"FashionMNISTModelV2", "MNISTBatchNormCNN", "SimpleCNN", "ConvAutoencoder"} <= set(by_model)
