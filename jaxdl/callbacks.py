@@ -174,6 +174,15 @@ class PrintEpoch(Callback):
             self.print_fn(_epoch_line(learner))
 
 
+def examples_in_batch(loader, index: int, batch_size: int) -> int:
+    """Real examples in batch ``index`` of an epoch: the padded last batch of a loader
+    that keeps it holds only the remainder (its mask says so, but reading the mask
+    would make the host wait for the device)."""
+    if getattr(loader, "drop_last", True) or not hasattr(loader, "num_examples"):
+        return batch_size
+    return max(0, min(batch_size, loader.num_examples - index * batch_size))
+
+
 class ProgressBar(Callback):
     """A tqdm bar over each epoch's batches showing loss, accuracy and images/s.
 
@@ -197,7 +206,7 @@ class ProgressBar(Callback):
         self.last_refresh, self.last_count, self.examples = time.perf_counter(), done, 0
 
     def after_batch(self, learner: Learner) -> None:
-        self.examples += learner.batch["x"].shape[0]
+        self.examples += examples_in_batch(learner.train_data, learner.batch_index, learner.batch["x"].shape[0])
         now = time.perf_counter()
         if now - self.last_refresh >= self.refresh_seconds:
             latest = T.summarize(learner.step_metrics[-1])  # waits for this step only

@@ -86,6 +86,15 @@ def test_scanned_evaluation_equals_batch_by_batch():
     assert scanned == pytest.approx(T.summarize(total), rel=1e-6)
 
 
+def test_progress_rate_counts_real_examples_only():
+    from jaxdl.callbacks import examples_in_batch
+
+    x, y = tiny_problem(25)
+    kept, dropped = make_batches((x, y), 10), make_batches((x, y), 10, drop_last=True)
+    assert [examples_in_batch(kept, i, 10) for i in range(len(kept))] == [10, 10, 5]
+    assert [examples_in_batch(dropped, i, 10) for i in range(len(dropped))] == [10, 10]
+
+
 def test_each_course_loss():
     logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
     labels = jnp.array([0, 1])
