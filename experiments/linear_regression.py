@@ -32,8 +32,8 @@ def weight_and_bias(params):
 learned = {}
 runs = (("model_0", LinearRegressionModel(), cfg.epochs), ("model_1", LinearRegressionModelV2(), cfg.extra["epochs_v2"]))
 for name, model, epochs in runs:
-    start = weight_and_bias(model.init(jax.random.split(exp.key)[0], X_train[:1])["params"])
     state, history = exp.fit(name, model, train_data, test_data, loss="l1", epochs=epochs, print_every=max(epochs // 10, 1))
+    start = weight_and_bias(exp.initial_params[name])
     weight, bias = weight_and_bias(state.params)
     learned[name] = {"start": start, "weight": weight, "bias": bias, "test_loss": history["test_loss"][-1]}
     print(f"{state.model_name}: weight {start[0]} -> {weight}, bias {start[1]} -> {bias} (true 0.7, 0.3)")

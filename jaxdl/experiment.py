@@ -104,6 +104,7 @@ class Experiment:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.mesh = parallel.make_mesh(cfg.devices)
         self.key = jax.random.key(cfg.seed)
+        self.initial_params: dict[str, Any] = {}  # run -> its parameters before training, on the host
         self.started = time.perf_counter()
         self.results: dict[str, Any] = {
             "experiment": cfg.name, "config": dataclasses.asdict(cfg), "command": " ".join(sys.argv),
@@ -150,6 +151,7 @@ class Experiment:
             example_input = next(iter(train_data.epoch(0)))["x"][:1]
         state = train.create_train_state(model, self.key, jax.device_get(example_input),
                                          tx if tx is not None else self.optimizer(), loss, target)
+        self.initial_params[run] = jax.device_get(state.params)  # a copy: train_step donates the state
         if self.mesh.devices.size > 1:
             state = parallel.replicate_state(state, self.mesh)
         rundir = self.workdir / run
