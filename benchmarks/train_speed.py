@@ -216,10 +216,11 @@ def run_torch(model_name: str, batch_size: int, examples: int) -> dict:
             "eval_ips": len(x_test) / eval_s, "peak_mb": peak_rss_mb()}
 
 
-def measure(framework: str, model: str, batch_size: int, examples: int) -> dict:
+def measure(framework: str, model: str, batch_size: int, examples: int, env: dict[str, str] | None = None) -> dict:
     cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples)]
     with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "JAXDL_CACHE_DIR": cache})
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                             env={**os.environ, **(env or {}), "JAXDL_CACHE_DIR": cache})
     if out.returncode:
         raise RuntimeError(f"{framework} {model} {batch_size} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -231,6 +232,9 @@ def main() -> None:
     parser.add_argument("--batch-sizes", default="course,256", help="'course' and/or numbers")
     parser.add_argument("--examples", type=int, default=60_000, help="training examples an epoch (28x28 data)")
     parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/train_speed_<device>.md)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="set in both frameworks' worker processes, e.g. "
+                             "GLIBC_TUNABLES=glibc.malloc.mmap_max=0 (repeatable)")
     parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -244,6 +248,9 @@ def main() -> None:
 
     device = jax.devices()[0].device_kind
     names = list(SETTINGS) if args.models == "all" else args.models.split(",")
+    if any("=" not in item for item in args.env):
+        parser.error(f"--env takes NAME=VALUE, got {args.env}")
+    env = dict(item.split("=", 1) for item in args.env)
     unknown = sorted(set(names) - set(SETTINGS))
     if unknown:
         parser.error(f"unknown models {unknown}; choose from {sorted(SETTINGS)}")
@@ -253,7 +260,8 @@ def main() -> None:
     peak = peak_gflops()
     lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} torch threads; {args.examples:,} training examples an epoch for the "
-             f"28x28 models; peak float32 matmul {peak:,.0f} GFLOP/s.", "", header, "|" + "---|" * 14]
+             f"28x28 models; peak float32 matmul {peak:,.0f} GFLOP/s"
+             + (f"; workers' environment {env}" if env else "") + ".", "", header, "|" + "---|" * 14]
     print("\n".join(lines), flush=True)
     for name in names:
         course_batch = SETTINGS[name][0]
@@ -261,7 +269,7 @@ def main() -> None:
         for batch in dict.fromkeys(sizes):
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
-            j, t = measure("jaxdl", name, batch, args.examples), measure("torch", name, batch, args.examples)
+            j, t = (measure(framework, name, batch, args.examples, env) for framework in ("jaxdl", "torch"))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
                     f"**{j['train_ips'] / t['train_ips']:.2f}x** | {j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "
                     f"{j['eval_ips'] / t['eval_ips']:.2f}x | {j['first_step_s']:.2f} / {j['cached_first_step_s']:.2f} | "
