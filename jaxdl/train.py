@@ -224,7 +224,7 @@ def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=No
         return _eval_step(state, batch)
 
     def body(total, step):
-        return jax.tree.map(jnp.add, total, batch_sums(step)), None
+        return add_metrics(total, batch_sums(step)), None
 
     zeros = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), jax.eval_shape(batch_sums, 0))
     return lax.scan(body, zeros, jnp.arange(indices.shape[0]))[0]
