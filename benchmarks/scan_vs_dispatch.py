@@ -83,8 +83,7 @@ def per_batch(state, epoch):
 
 
 def scanned(state, epoch):
-    indices, mask = loader.epoch_indices(epoch)
-    return train.train_epoch_scanned(state, loader.x, loader.y, indices, mask, epoch, loader.gather)
+    return train.scan_epoch(state, loader, epoch)
 
 
 def clone(state):

@@ -120,8 +120,7 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int) -> dict:
 
     def run_epoch(state, epoch):
         if scan:
-            indices, mask = loader.epoch_indices(epoch)
-            return train.train_epoch_scanned(state, loader.x, loader.y, indices, mask, epoch, loader.gather)
+            return train.scan_epoch(state, loader, epoch)
         for batch in loader.epoch(epoch):
             state, metrics = train.train_step(state, batch)
         return state, metrics

@@ -113,10 +113,7 @@ class Learner:
             self("before_epoch")
             began = time.perf_counter()
             if self.scan and start == 0:
-                indices, mask = self.train_data.epoch_indices(self.epoch)
-                self.state, per_step = T.train_epoch_scanned(
-                    self.state, self.train_data.x, self.train_data.y, indices, mask, self.epoch,
-                    self.train_data.gather)
+                self.state, per_step = T.scan_epoch(self.state, self.train_data, self.epoch)
                 self.step_metrics = [per_step]
             else:
                 for self.batch_index, self.batch in enumerate(self.train_data.epoch(self.epoch, start=start), start):

@@ -192,6 +192,14 @@ def train_epoch_scanned(state: TrainState, x, y, indices, mask, epoch, gather):
     return lax.scan(body, state, jnp.arange(indices.shape[0]))
 
 
+def scan_epoch(state: TrainState, loader, epoch: int) -> tuple[TrainState, Metrics]:
+    """Epoch ``epoch`` of a device loader (one with ``epoch_indices`` and ``gather``, like
+    :class:`jaxdl.data.DeviceBatches`) as one :func:`train_epoch_scanned` dispatch.
+    Returns the state and each step's metric sums."""
+    indices, mask = loader.epoch_indices(epoch)
+    return train_epoch_scanned(state, loader.x, loader.y, indices, mask, epoch, loader.gather)
+
+
 def summarize(sums: Metrics) -> dict[str, float]:
     """Metric sums -> ``{"loss": mean loss, "acc": accuracy in %}`` (acc NaN for regression)."""
     sums = jax.device_get(sums)
