@@ -261,6 +261,18 @@ def test_partial_last_batch_is_padded_and_masked():
     assert len(dropped) == 2 and all(float(b["mask"].min()) == 1 for b in dropped.epoch(0))
 
 
+def test_a_full_batch_epoch_keeps_its_order():
+    x, y = jnp.arange(25.0)[:, None], jnp.arange(25)
+    for batch_size, drop_last in ((25, True), (30, False)):
+        (batch,) = D.make_batches((x, y), batch_size, jax.random.key(0), drop_last=drop_last).epoch(3)
+        np.testing.assert_array_equal(batch["y"][:25], np.arange(25))
+        np.testing.assert_array_equal(batch["mask"], [1] * 25 + [0] * (batch_size - 25))
+    # one batch that leaves an example out: which one changes from epoch to epoch
+    loader = D.make_batches((x, y), 24, jax.random.key(0), drop_last=True)
+    left_out = {int(np.setdiff1d(np.arange(25), next(loader.epoch(e))["y"])[0]) for e in range(8)}
+    assert len(left_out) > 1
+
+
 def test_bad_batching_arguments():
     x, y = jnp.zeros((5, 1)), jnp.zeros(5)
     with pytest.raises(ValueError, match="no batch at all"):
