@@ -11,10 +11,11 @@ cfg = experiment.parse_args("mnist_batchnorm", epochs=25, batch_size=120, lr=0.0
 exp = experiment.Experiment(cfg)
 
 mnist = exp.load("mnist")
-recorder = callbacks.Recorder()
+recorder = callbacks.Recorder(exp.path("batchnorm_cnn/batches.jsonl"))  # kept across --resume
 state, history = exp.fit("batchnorm_cnn", MNISTBatchNormCNN(), exp.batches(mnist.train),
                          exp.batches(mnist.test, shuffle=False), callbacks=[recorder])
 
 plots.plot_loss_curves(history, exp.path("loss_curves.png"), title="MNISTBatchNormCNN")
-plots.plot_batch_curves(recorder.losses, recorder.accs, exp.path("batch_curves.png"), title="MNISTBatchNormCNN")
+plots.plot_batch_curves(recorder.losses, recorder.accs, exp.path("batch_curves.png"), title="MNISTBatchNormCNN",
+                        steps=recorder.steps)
 exp.save(test_acc=history["test_acc"][-1], best_test_acc=max(history["test_acc"]))

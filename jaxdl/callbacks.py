@@ -317,19 +317,50 @@ class TensorBoard(Callback):
 
 
 class Recorder(Callback):
-    """Keep the course's per-batch curves on the host: ``losses`` and ``accs`` per step
-    (read from the device once per epoch, not per batch)."""
+    """Keep the course's per-batch curves on the host: ``losses`` and ``accs`` of each
+    training step ``steps`` (read from the device once per epoch, not per batch).
+
+    With ``path``, each epoch's values are also appended to that JSON-lines file, and a
+    resumed run (``Checkpoint(resume=True)``) reads back the steps it does not redo, so
+    its curves cover the whole training, not only what ran after the resume.
+    """
 
     order = 25
 
-    def __init__(self):
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = None if path is None else pathlib.Path(path)
+        self.steps: list[int] = []
         self.losses: list[float] = []
         self.accs: list[float] = []
 
     def after_epoch(self, learner: Learner) -> None:
+        new = []
         for sums in jax.device_get(learner.step_metrics):
             # one batch's sums, or a scanned epoch's sums for every step
             for i in range(np.size(sums["count"])):
                 summary = T.summarize({k: np.ravel(v)[i] for k, v in sums.items()})
-                self.losses.append(summary["loss"])
-                self.accs.append(summary["acc"])
+                new.append((summary["loss"], summary["acc"]))
+        first = int(learner.state.step) - len(new)
+        rewrite = not self.steps and self.path is not None
+        if rewrite:  # this fit's first epoch: keep what an earlier fit recorded before it
+            self._read_earlier(first)
+        for step, (loss, acc) in enumerate(new, first):
+            self.steps.append(step)
+            self.losses.append(loss)
+            self.accs.append(acc)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            rows = range(len(self.steps)) if rewrite else range(len(self.steps) - len(new), len(self.steps))
+            with open(self.path, "w" if rewrite else "a") as f:
+                f.writelines(json.dumps({"step": self.steps[i], "loss": self.losses[i], "acc": self.accs[i]}) + "\n"
+                             for i in rows)
+
+    def _read_earlier(self, before_step: int) -> None:
+        if not self.path.exists():
+            return
+        for line in self.path.read_text().splitlines():
+            row = json.loads(line)
+            if row["step"] < before_step:  # the steps from before_step on are being redone
+                self.steps.append(row["step"])
+                self.losses.append(row["loss"])
+                self.accs.append(row["acc"])

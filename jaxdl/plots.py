@@ -118,12 +118,15 @@ def plot_loss_curves(history: dict, path: str | os.PathLike | None = None, title
     return save_figure(fig, path)
 
 
-def plot_batch_curves(losses, accs, path: str | os.PathLike | None = None, title: str = "Per batch"):
-    """Training loss and accuracy of every batch (the course's per-batch curves)."""
+def plot_batch_curves(losses, accs, path: str | os.PathLike | None = None, title: str = "Per batch",
+                      steps=None):
+    """Training loss and accuracy of every batch (the course's per-batch curves), against
+    the training step ``steps`` (default 0, 1, 2, ...)."""
+    steps = np.arange(len(losses)) if steps is None else np.asarray(steps)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
-    axes[0].plot(losses, lw=0.6)
+    axes[0].plot(steps, losses, lw=0.6)
     axes[0].set(title="Loss per batch", xlabel="Batch", ylabel="loss", yscale="log")
-    axes[1].plot(accs, lw=0.6)
+    axes[1].plot(steps, accs, lw=0.6)
     axes[1].set(title="Accuracy per batch (%)", xlabel="Batch", ylabel="accuracy")
     fig.suptitle(title)
     return save_figure(fig, path)

@@ -251,6 +251,27 @@ def test_save_and_load_model(tmp_path):
         K.load_model(path, target)
 
 
+@pytest.mark.parametrize("scan", [False, True])
+def test_recorder_curves_survive_a_resume(tmp_path, scan):
+    x, y = tiny_problem(40)
+    loader = make_batches((x, y), 10, key=jax.random.key(0))
+    whole = C.Recorder()
+    T.fit(blob_state(), loader, epochs=3, callbacks=[whole], scan=scan)
+    assert whole.steps == list(range(12)) and len(whole.losses) == len(whole.accs) == 12
+
+    def run(epochs):
+        recorder = C.Recorder(tmp_path / "batches.jsonl")
+        T.fit(blob_state(), loader, epochs=epochs, scan=scan,
+              callbacks=[recorder, K.Checkpoint(tmp_path / "ckpt", print_fn=lambda *_: None)])
+        return recorder
+
+    run(2)
+    resumed = run(3)  # restores step 8, runs the third epoch, reads steps 0-7 back from the file
+    assert resumed.steps == whole.steps
+    np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-6)
+    assert len((tmp_path / "batches.jsonl").read_text().splitlines()) == 12
+
+
 def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
     x, y = tiny_problem(20)
     state, _ = T.fit(blob_state(), make_batches((x, y), 10), epochs=1,
