@@ -116,7 +116,7 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int) -> dict:
     jax.block_until_ready(metrics)
     first_step = time.perf_counter() - began  # compiled here: the worker's cache folder starts empty
     step_flops = train.train_step.lower(state, batches[0]).compile().cost_analysis()["flops"]
-    scan = train.default_scan(state, batches[0])  # the path fit() takes for this model here
+    scan = train.default_scan(state, batches[0], len(loader))  # the path fit() takes for this model here
 
     def run_epoch(state, epoch):
         if scan:

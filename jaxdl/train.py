@@ -221,8 +221,9 @@ def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=No
 
     One dispatch for the whole set instead of a gather, a step and an addition per
     batch, which is what a small model's evaluation time is made of on any device.
-    (Training keeps per-batch steps on CPU for the weight-gradient reason in
-    :func:`default_scan`; evaluation has no gradient.)
+    (Training scans on CPU only small steps, see :func:`default_scan`; a forward pass in a
+    loop body keeps its speed: scanned evaluation is 1.2-4.6x per-batch evaluation for
+    the course models measured, FashionCNN and MNISTMLP included.)
     """
 
     def batch_sums(step):
@@ -301,35 +302,49 @@ def fit(state: TrainState, train_data, eval_data=None, epochs: int = 1,
     from jaxdl.callbacks import Learner
 
     if scan is None:
-        scan = hasattr(train_data, "gather") and default_scan(state, next(iter(train_data.epoch(0))))
+        scan = hasattr(train_data, "gather") and default_scan(state, next(iter(train_data.epoch(0))),
+                                                              len(train_data))
     learner = Learner(state, train_data, eval_data, callbacks, scan=scan)
     learner.fit(epochs)
     return learner.state, learner.history
 
 
-def default_scan(state: TrainState | None = None, batch: Batch | None = None) -> bool:
+SCAN_MAX_STEP_FLOPS = 20e6
+"""On CPU, :func:`default_scan` scans only train steps of at most this many FLOPs (XLA's
+count): steps whose compute is about as long as their dispatch (~0.1-0.2 ms here)."""
+
+
+def default_scan(state: TrainState | None = None, batch: Batch | None = None,
+                 steps_per_epoch: int | None = None) -> bool:
     """Whether :func:`fit` runs an epoch as one ``lax.scan`` for this model here.
 
     GPU and TPU: yes. There a step of a course model takes microseconds, so the host's
     per-step dispatch dominates, and cuDNN / the TPU compiler treat every convolution
     alike inside and outside loops (reasoned, not measured here: no accelerator).
 
-    CPU: yes unless the train step (traced on ``state`` and ``batch``; without them, no)
-    holds an XLA convolution. Scanning saves the per-step dispatch: 1.6x for
-    FashionMNISTModelV0 at batch 256 and MNISTMLP at 64, 1.06-1.1x for FashionCNN and
-    SimpleCNN, whose convolutions :func:`jaxdl.conv.conv2d_auto` runs as matmuls on CPU.
-    But a ``lax`` convolution's weight gradient inside a loop is 14x slower on XLA:CPU:
-    at the top level of a program XLA rewrites it to the canonical ``b01f_01io->b01f``
-    form that its Eigen kernel runs; inside a while-loop body (what ``lax.scan``
-    becomes) it stays ``f01b_i01o->01bf`` and goes to the generic loop emitter
-    (``benchmarks/scan_vs_dispatch.py``: FashionMNISTModelV2 at batch 32, 3,843 vs 838
-    images/s). So models with such a convolution step batch by batch on CPU.
+    CPU: only a small step (traced on ``state`` and ``batch``; without them, no), in an
+    epoch of more than one step, with no XLA convolution. Measured on the 2-core CPU
+    (``benchmarks/README.md``), XLA:CPU runs the same step slower inside a while loop
+    (what ``lax.scan`` becomes) than as a program of its own -- MNISTMLP at batch 256:
+    0.75x on two cores and 0.72x on one, so not for want of threads -- and only the
+    dispatch a scan saves, ~0.1-0.2 ms a step, pays for that. Per batch -> scan,
+    images/s: FashionMNISTModelV0 (1-8 MFLOP a step) 1.2-1.8x faster, SimpleCNN at 256
+    (83 MFLOP) 0.88x, MNISTMLP at 64 (263 MFLOP) 0.84x, FashionCNN at 128 (1 GFLOP)
+    0.50x; hence :data:`SCAN_MAX_STEP_FLOPS`. An epoch of one step (the full-batch toys)
+    has no dispatch to save. And a ``lax`` convolution's weight gradient inside a loop is
+    14x slower: at the top level XLA rewrites it to the canonical ``b01f_01io->b01f`` form
+    its Eigen kernel runs; in a loop body it stays ``f01b_i01o->01bf`` and goes to the
+    generic loop emitter (``benchmarks/scan_vs_dispatch.py --probe``).
     """
     if jax.default_backend() != "cpu":
         return True
-    if state is None or batch is None:
+    if state is None or batch is None or steps_per_epoch == 1:
         return False
-    return not _has_primitive(jax.make_jaxpr(_train_step)(state, batch).jaxpr, "conv_general_dilated")
+    traced = train_step.trace(state, batch)
+    if _has_primitive(traced.jaxpr.jaxpr, "conv_general_dilated"):
+        return False
+    cost = traced.lower().cost_analysis() or {}
+    return cost.get("flops", math.inf) <= SCAN_MAX_STEP_FLOPS
 
 
 def _has_primitive(jaxpr, name: str) -> bool:

@@ -22,7 +22,7 @@ from jaxdl import checkpoint as K
 from jaxdl import metrics as M
 from jaxdl import train as T
 from jaxdl.data import DeviceBatches, make_batches
-from jaxdl.models import BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
+from jaxdl.models import COURSE_MODELS, BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -124,6 +124,24 @@ def test_two_runs_are_bit_identical_with_dropout():
 
     a, b = run(), run()
     assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU rule; GPU and TPU always scan")
+def test_default_scan_on_cpu_takes_small_steps_only(monkeypatch):
+    def state_and_batch(name, n):
+        model, shape = COURSE_MODELS[name]
+        state = T.create_train_state(model, jax.random.key(0), jnp.zeros((1, *shape)), optax.sgd(0.1))
+        return state, {"x": jnp.zeros((n, *shape)), "y": jnp.zeros(n, jnp.int32), "mask": jnp.ones(n)}
+
+    small = state_and_batch("FashionMNISTModelV0", 32)  # ~1 MFLOP a step
+    assert T.default_scan(*small, steps_per_epoch=100)
+    assert not T.default_scan(*small, steps_per_epoch=1)  # one step an epoch: nothing to save
+    assert not T.default_scan()
+    assert not T.default_scan(*state_and_batch("FashionMNISTModelV2", 4), 100)  # a lax convolution
+    mlp = state_and_batch("MNISTMLP", 64)  # ~263 MFLOP a step
+    assert not T.default_scan(*mlp, 100)
+    monkeypatch.setattr(T, "SCAN_MAX_STEP_FLOPS", 1e9)
+    assert T.default_scan(*mlp, 100)
 
 
 def test_scanned_epoch_matches_per_batch_steps():
