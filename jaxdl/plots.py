@@ -123,6 +123,9 @@ def plot_batch_curves(losses, accs, path: str | os.PathLike | None = None, title
     """Training loss and accuracy of every batch (the course's per-batch curves), against
     the training step ``steps`` (default 0, 1, 2, ...)."""
     steps = np.arange(len(losses)) if steps is None else np.asarray(steps)
+    if not len(losses) == len(accs) == len(steps):
+        raise ValueError(f"one loss, accuracy and step per batch: got {len(losses)} losses, "
+                         f"{len(accs)} accuracies and {len(steps)} steps")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     axes[0].plot(steps, losses, lw=0.6)
     axes[0].set(title="Loss per batch", xlabel="Batch", ylabel="loss", yscale="log")

@@ -20,6 +20,7 @@ import pytest
 from jaxdl import callbacks as C
 from jaxdl import checkpoint as K
 from jaxdl import metrics as M
+from jaxdl import plots
 from jaxdl import train as T
 from jaxdl.data import DeviceBatches, make_batches
 from jaxdl.models import COURSE_MODELS, BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
@@ -288,6 +289,10 @@ def test_recorder_curves_survive_a_resume(tmp_path, scan):
     assert resumed.steps == whole.steps
     np.testing.assert_allclose(resumed.losses, whole.losses, rtol=1e-6)
     assert len((tmp_path / "batches.jsonl").read_text().splitlines()) == 12
+    plots.plot_batch_curves(resumed.losses, resumed.accs, tmp_path / "batches.png", steps=resumed.steps)
+    assert (tmp_path / "batches.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="got 12 losses, 12 accuracies and 4 steps"):
+        plots.plot_batch_curves(resumed.losses, resumed.accs, steps=resumed.steps[8:])
 
 
 def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
