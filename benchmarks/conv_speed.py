@@ -114,7 +114,7 @@ def layer_table() -> list[str]:
             lax_t.append(best_time(lax_step, x, w, repeats=2))
             im2col_t.append(best_time(im2col_step, x, w, repeats=2))
         lax_best, im2col_best = min(lax_t), min(im2col_t)
-        choice = "im2col" if conv.uses_im2col(w.shape, layer["strides"]) else "lax"
+        choice = "im2col" if conv.uses_im2col(w.shape, layer["strides"], images_shape=shape) else "lax"
         lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {layer['strides']}, "
                      f"{layer['padding']} | {fmt(lax_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {choice} |")
         print(lines[-1], flush=True)

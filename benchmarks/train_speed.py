@@ -11,10 +11,17 @@ synthetic sets for the small ones, random 64x64 RGB images for TinyVGG. Each mea
 the first step (jaxdl: compilation included, then again from its compilation cache), a
 whole epoch of training after it in images/s (jaxdl: the way ``fit`` runs it for that
 model here, batch by batch or as one ``lax.scan``), the best of three evaluation passes
-(images/s) and the process's peak resident memory;
-for jaxdl also the FLOP/s its train step achieves (XLA's count of the step's FLOPs) against
+(images/s) and peak memory (the process's resident memory on CPU, the device's
+allocator peak on a GPU);
+for jaxdl also the FLOP/s its train step achieves (XLA's count of the lowered step's FLOPs) against
 the peak of a large matmul on the same machine.
-Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown.
+Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown, row by row.
+
+On a GPU both frameworks run there: PyTorch with the data on the device (the fastest way
+to feed it; the course copies each batch over), synchronised before every clock reading,
+at its default precisions (TF32 for convolutions, float32 for matmuls), jaxdl at JAX's
+(TF32 allowed for both). The data is read from ``$JAXDL_DATA_DIR`` if set, else from
+``../shared/data`` beside the repository.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MIN_TRAIN_SECONDS = 1.0  # epochs are repeated until this long (one full-batch epoch is one step)
-DATA = ROOT.parent / "shared" / "data"
+DATA = pathlib.Path(os.environ.get("JAXDL_DATA_DIR") or ROOT.parent / "shared" / "data")
 
 # model: (course batch size, loss, data)
 SETTINGS = {
@@ -97,11 +104,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_jaxdl(model_name: str, batch_size: int, examples: int) -> dict:
+def jax_peak_mb() -> float:
+    """The accelerator allocator's peak where there is one (JAX reserves most of a GPU's
+    memory up front, so the process's size says nothing), else the resident memory."""
+    import jax
+
+    stats = jax.devices()[0].memory_stats() if jax.default_backend() != "cpu" else None
+    return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else peak_rss_mb()
+
+
+def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto") -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jaxdl import data, models, train
+    from jaxdl import conv, data, models, train
+
+    if conv_path != "auto":  # every Conv2D one way, to check conv.uses_im2col's choice on this machine
+        conv.uses_im2col = lambda *args, **kwargs: conv_path == "im2col"
 
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
@@ -115,8 +134,12 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int) -> dict:
     state, metrics = train.train_step(state, batches[0])
     jax.block_until_ready(metrics)
     first_step = time.perf_counter() - began  # compiled here: the worker's cache folder starts empty
-    step_flops = train.train_step.lower(state, batches[0]).compile().cost_analysis()["flops"]
-    scan = train.default_scan(state, batches[0], len(loader))  # the path fit() takes for this model here
+    # XLA's count on the program as written: the compiled one hides cuDNN's convolutions in custom calls
+    step_flops = train.train_step.lower(state, batches[0]).cost_analysis()["flops"]
+    if epoch_path == "fit":
+        scan = train.default_scan(state, batches[0], len(loader))  # the path fit() takes for this model here
+    else:
+        scan = epoch_path == "scan"
 
     def run_epoch(state, epoch):
         if scan:
@@ -141,15 +164,17 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int) -> dict:
     jax.block_until_ready(train.train_step(state, batches[0]))
     cached_first_step = time.perf_counter() - began
     return {"first_step_s": first_step, "cached_first_step_s": cached_first_step,
-            "train_ips": steps * batch_size / train_s, "eval_ips": len(x_test) / eval_s, "peak_mb": peak_rss_mb(),
+            "train_ips": steps * batch_size / train_s, "eval_ips": len(x_test) / eval_s, "peak_mb": jax_peak_mb(),
             "train_gflops": step_flops * steps / train_s / 1e9, "path": "scan" if scan else "per batch"}
 
 
-def peak_gflops(n: int = 2048) -> float:
-    """What this machine reaches on a large float32 ``jnp.dot`` (best of five): the roof
-    against which the train step's achieved FLOP/s is read."""
+def peak_gflops() -> float:
+    """What this machine reaches on a large float32 ``jnp.dot`` (best of five, at JAX's
+    default precision): the roof against which the train step's achieved FLOP/s is read."""
     import jax
     import jax.numpy as jnp
+
+    n = 2048 if jax.default_backend() == "cpu" else 8192  # an accelerator needs a larger one to fill
 
     a = jax.random.normal(jax.random.key(0), (n, n))
     matmul = jax.jit(jnp.dot)
@@ -157,7 +182,20 @@ def peak_gflops(n: int = 2048) -> float:
     return 2 * n**3 / best_of(5, lambda: jax.block_until_ready(matmul(a, a))) / 1e9
 
 
-def run_torch(model_name: str, batch_size: int, examples: int) -> dict:
+def machine_info() -> dict:
+    """The device, versions and matmul peak, read in a worker: the parent process must not
+    touch the accelerator, since JAX would reserve most of its memory for the whole run."""
+    import jax
+    import torch
+
+    on_cpu = jax.default_backend() == "cpu"
+    return {"device": jax.devices()[0].device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
+            "torch": torch.__version__, "peak_gflops": peak_gflops(),
+            "torch_where": f"{torch.get_num_threads()} torch threads" if on_cpu
+            else f"torch on {torch.cuda.get_device_name()}"}
+
+
+def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto") -> dict:
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -168,10 +206,12 @@ def run_torch(model_name: str, batch_size: int, examples: int) -> dict:
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
     to_nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if a.ndim == 4 else a)  # noqa: E731
-    x_train, x_test = to_nchw(x_train), to_nchw(x_test)
-    y_train, y_test = torch.from_numpy(y_train).long(), torch.from_numpy(y_test).long()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # CUDA runs asynchronously
+    x_train, x_test = to_nchw(x_train).to(device), to_nchw(x_test).to(device)
+    y_train, y_test = torch.from_numpy(y_train).long().to(device), torch.from_numpy(y_test).long().to(device)
     torch.manual_seed(42)
-    model = MODELS[model_name]()
+    model = MODELS[model_name]().to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def loss_fn(out, x, y):
@@ -192,16 +232,18 @@ def run_torch(model_name: str, batch_size: int, examples: int) -> dict:
         return loss_value
 
     generator = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(x_train), generator=generator)
+    order = torch.randperm(len(x_train), generator=generator).to(device)
     steps = len(x_train) // batch_size
     began = time.perf_counter()
     step(order[:batch_size])
+    sync()
     first_step = time.perf_counter() - began
     began, done = time.perf_counter(), 0
     while done == 0 or time.perf_counter() - began < MIN_TRAIN_SECONDS:
         for i in range(steps):
             step(order[i * batch_size:(i + 1) * batch_size])
         done += steps
+        sync()
     train_s = time.perf_counter() - began
     model.eval()
 
@@ -210,13 +252,16 @@ def run_torch(model_name: str, batch_size: int, examples: int) -> dict:
         for i in range(0, len(x_test), batch_size):
             loss_fn(model(x_test[i:i + batch_size]), x_test[i:i + batch_size], y_test[i:i + batch_size]).item()
 
-    eval_s = best_of(3, evaluate)
+    eval_s = best_of(3, evaluate)  # .item() on every batch's loss: synchronised
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
     return {"first_step_s": first_step, "train_ips": done * batch_size / train_s,
-            "eval_ips": len(x_test) / eval_s, "peak_mb": peak_rss_mb()}
+            "eval_ips": len(x_test) / eval_s, "peak_mb": peak_mb}
 
 
-def measure(framework: str, model: str, batch_size: int, examples: int, env: dict[str, str] | None = None) -> dict:
-    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples)]
+def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
+            epoch_path: str = "fit", conv_path: str = "auto") -> dict:
+    """Runs one worker (``framework``: jaxdl, torch or info) in a fresh process and returns its figures."""
+    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path, conv_path]
     with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                              env={**os.environ, **(env or {}), "JAXDL_CACHE_DIR": cache})
@@ -234,18 +279,24 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="set in both frameworks' worker processes, e.g. "
                              "GLIBC_TUNABLES=glibc.malloc.mmap_max=0 (repeatable)")
-    parser.add_argument("--worker", nargs=4, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES"), help=argparse.SUPPRESS)
+    parser.add_argument("--epoch-path", choices=("fit", "scan", "per-batch"), default="fit",
+                        help="how jaxdl runs an epoch: as fit() would here (default), or forced, "
+                             "to check train.default_scan's choice on this machine")
+    parser.add_argument("--conv", choices=("auto", "lax", "im2col"), default="auto",
+                        help="how jaxdl's Conv2D layers convolve: conv.conv2d_auto's choice (default), or all forced "
+                             "one way, to check that choice on this machine")
+    parser.add_argument("--worker", nargs=6, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        framework, model, batch, examples = args.worker
+        framework, model, batch, examples, epoch_path, conv_path = args.worker
+        if framework == "info":
+            print(json.dumps(machine_info()))
+            return
         run = run_jaxdl if framework == "jaxdl" else run_torch
-        print(json.dumps(run(model, int(batch), int(examples))))
+        print(json.dumps(run(model, int(batch), int(examples), epoch_path, conv_path)))
         return
 
-    import jax
-    import torch
-
-    device = jax.devices()[0].device_kind
     names = list(SETTINGS) if args.models == "all" else args.models.split(",")
     if any("=" not in item for item in args.env):
         parser.error(f"--env takes NAME=VALUE, got {args.env}")
@@ -256,11 +307,20 @@ def main() -> None:
     header = ("| model | batch | jaxdl train img/s | PyTorch train img/s | ratio | jaxdl eval img/s | "
               "PyTorch eval img/s | ratio | jaxdl first step (s): cold / cached | PyTorch first step (s) | "
               "jaxdl peak MB | PyTorch peak MB | jaxdl train GFLOP/s (of peak) | jaxdl epoch |")
-    peak = peak_gflops()
-    lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}, torch {torch.__version__}, "
-             f"{torch.get_num_threads()} torch threads; {args.examples:,} training examples an epoch for the "
-             f"28x28 models; peak float32 matmul {peak:,.0f} GFLOP/s"
-             + (f"; workers' environment {env}" if env else "") + ".", "", header, "|" + "---|" * 14]
+    if not (DATA / "mnist").is_dir():
+        parser.error(f"no MNIST files in {DATA}: set JAXDL_DATA_DIR to the folder holding mnist/ and fashion_mnist/")
+    info = measure("info")
+    peak, on_cpu = info["peak_gflops"], info["backend"] == "cpu"
+    memory = "peak MB: the process's resident memory" if on_cpu else "peak MB: the device allocator's peak"
+    lines = [f"Device: {info['device']} ({info['backend']}), jax {info['jax']}, torch {info['torch']}, "
+             f"{info['torch_where']}; {args.examples:,} training examples an epoch for the "
+             f"28x28 models; peak float32 matmul {peak:,.0f} GFLOP/s; {memory}"
+             + (f"; workers' environment {env}" if env else "")
+             + (f"; jaxdl epochs forced {args.epoch_path}" if args.epoch_path != "fit" else "")
+             + (f"; jaxdl convolutions forced {args.conv}" if args.conv != "auto" else "") + ".",
+             "", header, "|" + "---|" * 14]
+    out = args.out or ROOT / "benchmarks" / f"train_speed_{info['backend']}.md"
+    out.write_text("\n".join(lines) + "\n")  # and a row at a time, so that a cut-off run keeps what it measured
     print("\n".join(lines), flush=True)
     for name in names:
         course_batch = SETTINGS[name][0]
@@ -268,17 +328,16 @@ def main() -> None:
         for batch in dict.fromkeys(sizes):
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
-            j, t = (measure(framework, name, batch, args.examples, env) for framework in ("jaxdl", "torch"))
+            j, t = (measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv) for framework in ("jaxdl", "torch"))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
                     f"**{j['train_ips'] / t['train_ips']:.2f}x** | {j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "
                     f"{j['eval_ips'] / t['eval_ips']:.2f}x | {j['first_step_s']:.2f} / {j['cached_first_step_s']:.2f} | "
                     f"{t['first_step_s']:.3f} | "
                     f"{j['peak_mb']:,.0f} | {t['peak_mb']:,.0f} | "
                     f"{j['train_gflops']:.1f} ({j['train_gflops'] / peak:.0%}) | {j['path']} |")
-            lines.append(line)
+            with out.open("a") as f:
+                f.write(line + "\n")
             print(line, flush=True)
-    out = args.out or ROOT / "benchmarks" / f"train_speed_{jax.default_backend()}.md"
-    out.write_text("\n".join(lines) + "\n")
     print(f"\nwrote {out}")
 
 

@@ -13,7 +13,8 @@ tolerance, so the notebooks can compare them side by side:
 
 :func:`conv2d_auto`, what :class:`jaxdl.layers.Conv2D` runs, picks between the last
 two: im2col + matmul where it trains faster (on CPU: strided convolutions and small
-patches such as a first layer on 1- or 3-channel images), ``lax`` everywhere else.
+patches such as a first layer on 1- or 3-channel images; on a GPU: small convolutions,
+whose patch matrix is small), ``lax`` everywhere else.
 
 Layout: images are NHWC (batch, height, width, channels) and kernels HWIO
 (height, width, in channels, out channels), the layouts XLA prefers on GPU and TPU.
@@ -227,9 +228,17 @@ IM2COL_MAX_PATCH = 64
 patch (``kh * kw * C_in`` values) is at most this large: 3x3 over up to 7 channels,
 7x7 over one. ``benchmarks/conv_speed.py`` times both ways on every course conv layer."""
 
+IM2COL_MAX_ELEMENTS_GPU = 2**23
+"""On a GPU, :func:`conv2d_auto` uses im2col + matmul for a convolution whose patch
+matrix (output positions x ``kh * kw * C_in``; 32 MiB of float32 here) is at most this
+large, any stride: every course layer up to 6.8M values trained faster so, every one from
+10.4M up slower (``benchmarks/conv_speed_gpu.md``)."""
 
-def uses_im2col(kernels_shape, stride=1, backend: str | None = None) -> bool:
-    """Whether :func:`conv2d_auto` takes the im2col path (default backend: JAX's).
+
+def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shape=None) -> bool:
+    """Whether :func:`conv2d_auto` takes the im2col path (default backend: JAX's). On a
+    GPU the answer depends on the size of the input (``images_shape``, NHWC); without it,
+    no.
 
     On CPU XLA runs a convolution on Eigen's kernels, which are fast forward but leave
     two backward cases slow: the weight gradient of a small patch (a few long, thin
@@ -238,13 +247,30 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None) -> bool:
     one matmul and a few strided slices. Measured on the course's layers (fwd + bwd):
     FashionCNN's 6x6x64 -> 128 stride-2 layer 9.9 ms -> 1.8 ms, MNISTOneConv's 7x7 layer
     10.5 -> 3.2 ms; while a 3x3 32 -> 32 layer on 28x28 is 1.7x faster by ``lax``, since its
-    patch matrix is large. GPU and TPU always take ``lax``: cuDNN and the TPU's
-    convolution units have neither weak spot, and im2col would cost memory.
+    patch matrix is large.
+
+    On a GPU (an H100, jax 0.11.2) the course's small convolutions run faster as im2col +
+    one cuBLAS matmul than through cuDNN, whose fixed costs dominate at these sizes: layer
+    by layer (fwd + bwd, ``conv_speed_gpu.md``) im2col takes 0.33-0.82 of cuDNN's time on
+    every layer whose patch matrix holds up to 6.8M values, and 1.1-2.3x on the three from
+    10.4M up (MNISTBatchNormCNN's 32- and 64-channel layers on 28x28 / 14x14, TinyVGG's
+    second layer). Whole models trained with every layer forced to im2col (scanned epochs):
+    FashionMNISTModelV2 at batch 32 122,751 -> 232,850 images/s and SimpleCNN at 256
+    879,256 -> 2,461,924 (all their layers are under the bound), MNISTBatchNormCNN at 120
+    127,295 -> 74,450 (three layers over it). Hence :data:`IM2COL_MAX_ELEMENTS_GPU`, which
+    also keeps the copy's memory small. TPU always takes ``lax`` (its convolution units
+    have neither weak spot; reasoned, not measured: no TPU here).
     """
     kh, kw, cin, _ = kernels_shape
-    if (backend or jax.default_backend()) != "cpu":
-        return False
-    return pair(stride, "stride") != (1, 1) or kh * kw * cin <= IM2COL_MAX_PATCH
+    backend = backend or jax.default_backend()
+    if backend == "cpu":
+        return pair(stride, "stride") != (1, 1) or kh * kw * cin <= IM2COL_MAX_PATCH
+    if backend in ("gpu", "cuda", "rocm") and images_shape is not None:
+        n, h, w, _ = images_shape
+        sh, sw = pair(stride, "stride")
+        positions = n * -(-h // sh) * -(-w // sw)  # output positions, 'same'-padded (an upper bound for 'valid')
+        return positions * kh * kw * cin <= IM2COL_MAX_ELEMENTS_GPU
+    return False
 
 
 def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> jnp.ndarray:
@@ -252,6 +278,6 @@ def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> 
     :func:`uses_im2col` says it is faster, else :func:`conv2d`. Both give the same
     result to float tolerance, so the choice only changes the speed."""
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
-    if images.ndim == 4 and kernels.ndim == 4 and uses_im2col(kernels.shape, stride):
+    if images.ndim == 4 and kernels.ndim == 4 and uses_im2col(kernels.shape, stride, images_shape=images.shape):
         return conv2d_im2col(images, kernels, stride, padding, dilation)
     return conv2d(images, kernels, stride, padding, dilation)

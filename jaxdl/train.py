@@ -319,8 +319,10 @@ def default_scan(state: TrainState | None = None, batch: Batch | None = None,
     """Whether :func:`fit` runs an epoch as one ``lax.scan`` for this model here.
 
     GPU and TPU: yes. There a step of a course model takes microseconds, so the host's
-    per-step dispatch dominates, and cuDNN / the TPU compiler treat every convolution
-    alike inside and outside loops (reasoned, not measured here: no accelerator).
+    per-step dispatch dominates. Measured on an H100 (``benchmarks/scan_vs_dispatch.py``,
+    12,000 examples), per batch -> scan: FashionMNISTModelV2 at 32 37,046 -> 109,241
+    images/s (2.9x), FashionCNN at 128 4.4x, MNISTMLP at 64 8.2x, MNISTBatchNormCNN at 120
+    1.5x. TPU: reasoned the same way, not measured (no TPU here).
 
     CPU: only a small step (traced on ``state`` and ``batch``; without them, no), in an
     epoch of more than one step, with no XLA convolution. Measured on the 2-core CPU

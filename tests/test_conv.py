@@ -38,12 +38,16 @@ def test_im2col_is_jittable_and_matches():
     np.testing.assert_allclose(fast, conv.conv2d(images, kernels, 2, 1), atol=1e-5)
 
 
-def test_auto_picks_im2col_for_strided_or_small_patches_on_cpu_only():
+def test_auto_picks_im2col_where_it_was_measured_faster():
     assert conv.uses_im2col((3, 3, 1, 10), 1, backend="cpu")        # 9-value patch
     assert conv.uses_im2col((3, 3, 32, 64), 2, backend="cpu")      # strided
     assert not conv.uses_im2col((3, 3, 32, 32), 1, backend="cpu")  # 288-value patch
-    for backend in ("gpu", "tpu"):
-        assert not conv.uses_im2col((3, 3, 1, 10), 2, backend=backend)
+    # GPU: while the patch matrix is small, at any stride
+    assert conv.uses_im2col((3, 3, 10, 10), 1, backend="gpu", images_shape=(32, 28, 28, 10))   # 2.3M values
+    assert conv.uses_im2col((3, 3, 64, 128), 2, backend="gpu", images_shape=(128, 6, 6, 64))   # 0.3M
+    assert not conv.uses_im2col((3, 3, 32, 32), 1, backend="gpu", images_shape=(120, 28, 28, 32))  # 27M
+    assert not conv.uses_im2col((3, 3, 1, 10), 1, backend="gpu")  # size unknown
+    assert not conv.uses_im2col((3, 3, 1, 10), 2, backend="tpu")
 
 
 @pytest.mark.parametrize("shape, kernel, stride", [((2, 9, 9, 1), (3, 3, 1, 4), 1), ((2, 9, 9, 8), (3, 3, 8, 4), 1),
