@@ -10,7 +10,8 @@ and ``lax.conv_general_dilated`` (jit).
 Part 2, the course's models: every ``Conv2D`` call of every course model at its course
 batch size (found by intercepting the layers, so the list follows the models), its
 forward and backward pass (input and weight gradients) timed by ``lax`` and by
-im2col + matmul, alternating, best of several. This is the evidence behind
+im2col + matmul, alternating, best of several (and by ``conv2d_planes`` where the rule
+takes it). This is the evidence behind
 ``jaxdl.conv.conv2d_auto``'s choice, which the last column shows.
 """
 
@@ -94,8 +95,8 @@ def course_conv_layers() -> list[tuple[str, tuple, dict]]:
 
 
 def layer_table() -> list[str]:
-    lines = ["| model | input (NHWC) | kernel | stride, padding | lax fwd+bwd | im2col fwd+bwd | im2col/lax | conv2d_auto |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | input (NHWC) | kernel | stride, padding | lax fwd+bwd | im2col fwd+bwd | im2col/lax "
+             "| planes fwd+bwd | conv2d_auto |", "|---|---|---|---|---|---|---|---|---|"]
     for name, shape, layer in course_conv_layers():
         kh, kw = layer["kernel"]
         padding = layer["padding"]
@@ -114,9 +115,14 @@ def layer_table() -> list[str]:
             lax_t.append(best_time(lax_step, x, w, repeats=2))
             im2col_t.append(best_time(im2col_step, x, w, repeats=2))
         lax_best, im2col_best = min(lax_t), min(im2col_t)
-        choice = "im2col" if conv.uses_im2col(w.shape, layer["strides"], images_shape=shape) else "lax"
+        planes = "—"
+        if conv.uses_planes(w.shape, layer["strides"]):  # timed only where the rule takes it
+            planes = fmt(min(best_time(fwd_bwd(lambda x, w, s, p: conv.conv2d_planes(x, w, p)), x, w, repeats=2)
+                             for _ in range(3)))
+        choice = ("planes" if conv.uses_planes(w.shape, layer["strides"]) else
+                  "im2col" if conv.uses_im2col(w.shape, layer["strides"], images_shape=shape) else "lax")
         lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {layer['strides']}, "
-                     f"{layer['padding']} | {fmt(lax_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {choice} |")
+                     f"{layer['padding']} | {fmt(lax_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {planes} | {choice} |")
         print(lines[-1], flush=True)
     return lines
 

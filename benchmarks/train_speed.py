@@ -121,6 +121,7 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
     if conv_path != "auto":  # every Conv2D one way, to check conv.uses_im2col's choice on this machine
         conv.uses_im2col = lambda *args, **kwargs: conv_path == "im2col"
+        conv.uses_planes = lambda *args, **kwargs: False
 
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
@@ -284,7 +285,7 @@ def main() -> None:
                              "to check train.default_scan's choice on this machine")
     parser.add_argument("--conv", choices=("auto", "lax", "im2col"), default="auto",
                         help="how jaxdl's Conv2D layers convolve: conv.conv2d_auto's choice (default), or all forced "
-                             "one way, to check that choice on this machine")
+                             "to lax or im2col, to check that choice on this machine")
     parser.add_argument("--worker", nargs=6, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()

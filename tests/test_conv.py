@@ -51,7 +51,8 @@ def test_auto_picks_im2col_where_it_was_measured_faster():
 
 
 @pytest.mark.parametrize("shape, kernel, stride", [((2, 9, 9, 1), (3, 3, 1, 4), 1), ((2, 9, 9, 8), (3, 3, 8, 4), 1),
-                                                   ((2, 9, 9, 8), (3, 3, 8, 4), 2)])
+                                                   ((2, 9, 9, 8), (3, 3, 8, 4), 2), ((2, 9, 9, 2), (3, 3, 2, 1), 1),
+                                                   ((2, 8, 9, 4), (3, 3, 4, 2), 1)])
 def test_auto_has_the_values_and_gradients_of_lax(shape, kernel, stride):
     images = jax.random.normal(jax.random.key(0), shape)
     kernels = jax.random.normal(jax.random.key(1), kernel)
@@ -63,6 +64,28 @@ def test_auto_has_the_values_and_gradients_of_lax(shape, kernel, stride):
                                rtol=1e-5, atol=1e-5)
     for auto, reference in zip(loss(conv.conv2d_auto)(images, kernels), loss(conv.conv2d)(images, kernels)):
         np.testing.assert_allclose(auto, reference, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("padding", [0, 1, ((1, 0), (2, 1)), "SAME"])
+@pytest.mark.parametrize("kernel", [(3, 3, 2, 1), (2, 3, 1, 2)])
+def test_planes_has_the_values_and_gradients_of_lax(padding, kernel):
+    images = jax.random.normal(jax.random.key(0), (3, 8, 7, kernel[2]))
+    kernels = jax.random.normal(jax.random.key(1), kernel)
+    np.testing.assert_allclose(conv.conv2d_planes(images, kernels, padding), conv.conv2d(images, kernels, 1, padding),
+                               rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(images, kernels)
+             for f in (lambda x, w: conv.conv2d_planes(x, w, padding), lambda x, w: conv.conv2d(x, w, 1, padding))]
+    for planes, reference in zip(*grads):
+        np.testing.assert_allclose(planes, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_takes_planes_for_one_or_two_output_channels_on_cpu():
+    assert conv.uses_planes((3, 3, 2, 1), backend="cpu")       # the autoencoder's last layer
+    assert conv.uses_planes((3, 3, 4, 2), backend="cpu")       # 72 terms
+    assert not conv.uses_planes((3, 3, 8, 4), backend="cpu")   # four channels out
+    assert not conv.uses_planes((3, 3, 1, 2), 2, backend="cpu")  # strided
+    assert not conv.uses_planes((3, 3, 2, 1), dilation=2, backend="cpu")
+    assert not conv.uses_planes((3, 3, 2, 1), backend="gpu")
 
 
 @pytest.mark.parametrize("n,k,s,p,expected", [
