@@ -115,12 +115,11 @@ def layer_table() -> list[str]:
             lax_t.append(best_time(lax_step, x, w, repeats=2))
             im2col_t.append(best_time(im2col_step, x, w, repeats=2))
         lax_best, im2col_best = min(lax_t), min(im2col_t)
+        choice = conv.conv_algorithm(shape, w.shape, layer["strides"])
         planes = "—"
-        if conv.uses_planes(w.shape, layer["strides"]):  # timed only where the rule takes it
-            planes = fmt(min(best_time(fwd_bwd(lambda x, w, s, p: conv.conv2d_planes(x, w, p)), x, w, repeats=2)
-                             for _ in range(3)))
-        choice = ("planes" if conv.uses_planes(w.shape, layer["strides"]) else
-                  "im2col" if conv.uses_im2col(w.shape, layer["strides"], images_shape=shape) else "lax")
+        if choice == "planes":  # timed only where the rule takes it
+            planes_step = fwd_bwd(lambda x, w, stride, padding: conv.conv2d_planes(x, w, padding))
+            planes = fmt(min(best_time(planes_step, x, w, repeats=2) for _ in range(3)))
         lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {layer['strides']}, "
                      f"{layer['padding']} | {fmt(lax_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {planes} | {choice} |")
         print(lines[-1], flush=True)

@@ -349,15 +349,24 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shap
     return False
 
 
+def conv_algorithm(images_shape, kernels_shape, stride=1, dilation=1) -> str:
+    """Which way :func:`conv2d_auto` convolves here: ``"planes"`` where :func:`uses_planes`
+    says so, ``"im2col"`` where :func:`uses_im2col` says it is faster, else ``"lax"``."""
+    if uses_planes(kernels_shape, stride, dilation):
+        return "planes"
+    if uses_im2col(kernels_shape, stride, images_shape=images_shape):
+        return "im2col"
+    return "lax"
+
+
 def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> jnp.ndarray:
-    """The convolution :class:`jaxdl.layers.Conv2D` runs: :func:`conv2d_planes` where
-    :func:`uses_planes` says so, :func:`conv2d_im2col` where :func:`uses_im2col` says it is
-    faster, else :func:`conv2d`. All give the same result to float tolerance, so the
-    choice only changes the speed."""
+    """The convolution :class:`jaxdl.layers.Conv2D` runs: :func:`conv2d_planes`,
+    :func:`conv2d_im2col` or :func:`conv2d`, as :func:`conv_algorithm` picks. All give the
+    same result to float tolerance, so the choice only changes the speed."""
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
-    if images.ndim == 4 and kernels.ndim == 4:
-        if uses_planes(kernels.shape, stride, dilation):
-            return conv2d_planes(images, kernels, padding)
-        if uses_im2col(kernels.shape, stride, images_shape=images.shape):
-            return conv2d_im2col(images, kernels, stride, padding, dilation)
+    algorithm = conv_algorithm(images.shape, kernels.shape, stride, dilation) if images.ndim == kernels.ndim == 4 else "lax"
+    if algorithm == "planes":
+        return conv2d_planes(images, kernels, padding)
+    if algorithm == "im2col":
+        return conv2d_im2col(images, kernels, stride, padding, dilation)
     return conv2d(images, kernels, stride, padding, dilation)
