@@ -11,7 +11,9 @@ Part 2, the course's models: every ``Conv2D`` call of every course model at its 
 batch size (found by intercepting the layers, so the list follows the models), its
 forward and backward pass (input and weight gradients) timed by ``lax`` and by
 im2col + matmul, alternating, best of several (and by ``conv2d_planes`` where the rule
-takes it). This is the evidence behind
+takes it). Everything is compiled as the library compiles it (``jaxdl.compiler.jit``);
+one more column times ``lax`` with XLA's default options, the evidence for
+``jaxdl.compiler.CPU_COMPILER_OPTIONS``. This is the evidence behind
 ``jaxdl.conv.conv2d_auto``'s choice, which the last column shows.
 """
 
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import conv, models
+from jaxdl import compiler, conv, models
 from jaxdl.layers import Conv2D
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -63,8 +65,8 @@ def lesson_table() -> list[str]:
     for n, kernels in ((1, conv.edge_kernels()[..., :1]), (16, conv.edge_kernels())):
         images = digits[:n]
         times = [best_time(lambda x, k: conv.conv2d_loops(x, k), images, kernels, repeats=3),
-                 best_time(jax.jit(conv.conv2d_im2col), images, kernels),
-                 best_time(jax.jit(conv.conv2d), images, kernels)]
+                 best_time(compiler.jit(conv.conv2d_im2col), images, kernels),
+                 best_time(compiler.jit(conv.conv2d), images, kernels)]
         lines.append(f"| {n} x 28x28x1 | {kernels.shape[-1]} x 3x3 | " + " | ".join(fmt(t) for t in times) + " |")
     return lines
 
@@ -95,33 +97,33 @@ def course_conv_layers() -> list[tuple[str, tuple, dict]]:
 
 
 def layer_table() -> list[str]:
-    lines = ["| model | input (NHWC) | kernel | stride, padding | lax fwd+bwd | im2col fwd+bwd | im2col/lax "
-             "| planes fwd+bwd | conv2d_auto |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | input (NHWC) | kernel | stride, padding | lax fwd+bwd | lax, XLA's default options "
+             "| im2col fwd+bwd | im2col/lax | planes fwd+bwd | conv2d_auto |", "|---|---|---|---|---|---|---|---|---|---|"]
     for name, shape, layer in course_conv_layers():
         kh, kw = layer["kernel"]
         padding = layer["padding"]
         x = jax.random.normal(jax.random.key(0), shape)
         w = jax.random.normal(jax.random.key(1), (kh, kw, shape[-1], layer["features"])) * 0.1
 
-        def fwd_bwd(impl):
+        def fwd_bwd(impl, jit=compiler.jit):
             def step(x, w):
                 y, vjp = jax.vjp(lambda x, w: impl(x, w, layer["strides"], padding), x, w)
                 return vjp(y)
-            return jax.jit(step)
+            return jit(step)
 
-        lax_step, im2col_step = fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d_im2col)
-        lax_t, im2col_t = [], []
-        for _ in range(3):  # alternate, so that noise falls on both
-            lax_t.append(best_time(lax_step, x, w, repeats=2))
-            im2col_t.append(best_time(im2col_step, x, w, repeats=2))
-        lax_best, im2col_best = min(lax_t), min(im2col_t)
+        steps = [fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d, jax.jit), fwd_bwd(conv.conv2d_im2col)]
+        times = [[] for _ in steps]
+        for _ in range(3):  # alternate, so that noise falls on all
+            for step, t in zip(steps, times):
+                t.append(best_time(step, x, w, repeats=2))
+        lax_best, default_best, im2col_best = (min(t) for t in times)
         choice = conv.conv_algorithm(shape, w.shape, layer["strides"])
         planes = "—"
         if choice == "planes":  # timed only where the rule takes it
             planes_step = fwd_bwd(lambda x, w, stride, padding: conv.conv2d_planes(x, w, padding))
             planes = fmt(min(best_time(planes_step, x, w, repeats=2) for _ in range(3)))
         lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {layer['strides']}, "
-                     f"{layer['padding']} | {fmt(lax_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {planes} | {choice} |")
+                     f"{layer['padding']} | {fmt(lax_best)} | {fmt(default_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {planes} | {choice} |")
         print(lines[-1], flush=True)
     return lines
 

@@ -316,14 +316,18 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shap
     GPU the answer depends on the size of the input (``images_shape``, NHWC); without it,
     no.
 
-    On CPU XLA runs a convolution on Eigen's kernels, which are fast forward but leave
-    two backward cases slow: the weight gradient of a small patch (a few long, thin
-    dots), and the input gradient of a strided convolution (a convolution with input
-    dilation, which Eigen lacks, so XLA falls back to plain loops). im2col turns both into
-    one matmul and a few strided slices. Measured on the course's layers (fwd + bwd):
-    FashionCNN's 6x6x64 -> 128 stride-2 layer 9.9 ms -> 1.8 ms, MNISTOneConv's 7x7 layer
-    10.5 -> 3.2 ms; while a 3x3 32 -> 32 layer on 28x28 is 1.7x faster by ``lax``, since its
-    patch matrix is large.
+    On CPU XLA runs a convolution on Eigen's kernels (jaxdl compiles with YNNPACK's
+    convolutions off, :mod:`jaxdl.compiler`), which are fast forward but leave two
+    backward cases slow: the weight gradient of a small patch (a few long, thin dots),
+    and the input gradient of a strided convolution (a convolution with input dilation,
+    which Eigen lacks, so XLA falls back to plain loops). im2col turns both into one
+    matmul and a few strided slices. Measured on the course's layers (fwd + bwd,
+    ``conv_speed_cpu.md``): FashionCNN's 6x6x64 -> 128 stride-2 layer 8.7 ms -> 1.8 ms,
+    MNISTOneConv's 7x7 layer 9.8 -> 5.6 ms; while a 3x3 32 -> 32 layer on 28x28 is 2.6x
+    faster by ``lax``, since its patch matrix is large. A bound on the patch matrix
+    instead of the patch (im2col for V2's and TinyVGG's 10-channel layers, which it wins
+    one by one at 0.84-0.95) made TinyVGG's whole train step slower (42 -> 60 ms) and
+    V2's no faster, so the rule stays the patch's size.
 
     On a GPU (an H100, jax 0.11.2) the course's small convolutions run faster as im2col +
     one cuBLAS matmul than through cuDNN, whose fixed costs dominate at these sizes: layer

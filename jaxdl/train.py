@@ -4,7 +4,8 @@ The course's ``train_step(model, data_loader, loss_fn, optimizer)`` mutates the 
 and the optimizer in place. Here the whole training state is one pytree
 (:class:`TrainState`: parameters, optimizer state, BatchNorm statistics, step, PRNG
 key) and a step is a pure function ``train_step(state, batch) -> (state, metrics)``,
-compiled once with ``jax.jit``. The same function runs on one device or data-parallel
+compiled once with ``jax.jit`` (:func:`jaxdl.compiler.jit`, which adds XLA options
+measured to be faster on a CPU). The same function runs on one device or data-parallel
 over many: give it a batch sharded over a ``data`` mesh axis (see
 :mod:`jaxdl.parallel`) and XLA splits the work and averages the gradients.
 ``pmap_train_step`` is the same step for code written with ``jax.pmap``.
@@ -34,6 +35,7 @@ from flax import struct
 from jax import lax
 from jax.extend import core as jax_core
 
+from jaxdl import compiler
 from jaxdl.metrics import LOSSES, predicted_labels
 
 Batch = dict[str, jax.Array]
@@ -160,11 +162,11 @@ def _eval_step(state: TrainState, batch: Batch, axis_name: str | None = None) ->
     return lax.psum(metrics, axis_name) if axis_name is not None else metrics
 
 
-train_step = jax.jit(_train_step, donate_argnums=0)
+train_step = compiler.jit(_train_step, donate_argnums=0)
 """``train_step(state, batch) -> (state, metrics)``: pure and compiled; the old state's
 buffers are donated (reused for the new one), so do not use ``state`` after the call."""
 
-eval_step = jax.jit(_eval_step)
+eval_step = compiler.jit(_eval_step)
 """``eval_step(state, batch) -> metrics``: the model in evaluation mode (no dropout,
 BatchNorm running statistics)."""
 
@@ -176,7 +178,7 @@ device axis (:func:`jaxdl.parallel.replicate`, :func:`jaxdl.parallel.split_for_p
 pmap_eval_step = jax.pmap(functools.partial(_eval_step, axis_name="data"), axis_name="data")
 
 
-@functools.partial(jax.jit, static_argnames="gather", donate_argnums=0)
+@compiler.jit(static_argnames="gather", donate_argnums=0)
 def train_epoch_scanned(state: TrainState, x, y, indices, mask, epoch, gather):
     """A whole epoch as one ``lax.scan`` over the steps, batches gathered inside.
 
@@ -213,7 +215,7 @@ def add_metrics(total: Metrics | None, new: Metrics) -> Metrics:
     return new if total is None else jax.tree.map(jnp.add, total, new)
 
 
-@functools.partial(jax.jit, static_argnames=("gather", "sharding"))
+@compiler.jit(static_argnames=("gather", "sharding"))
 def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=None) -> Metrics:
     """The metric sums of every batch of an evaluation set, in one compiled program:
     a ``lax.scan`` whose body gathers batch ``step`` (the loader's ``gather``, placed
@@ -260,7 +262,7 @@ def eval_model(state: TrainState, loader) -> dict[str, Any]:
     return {"model_name": state.model_name, "model_loss": result["loss"], "model_acc": result["acc"]}
 
 
-@jax.jit
+@compiler.jit
 def _predict_batch(state: TrainState, x):
     return _apply(state, state.params, x, train=False)[0]
 
