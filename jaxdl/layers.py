@@ -191,17 +191,51 @@ def _tiled_pool(x: Array, init, op, window, pads) -> Array:
     the window axes. Same values as ``reduce_window``, but the backward pass is an
     element-wise mask instead of XLA's ``select_and_scatter``, which XLA:CPU runs about
     10x slower (43 ms vs 4 ms for a 120x28x28x32 batch; benchmarks/README.md). Where a
-    window holds several equal maxima the gradient is shared between them (PyTorch
-    gives it all to the first); after a ReLU those ties are zeros whose gradient is
-    zero anyway.
+    window holds several equal maxima the gradient goes to the first, as in PyTorch
+    (:func:`_tile_max`).
     """
     (wh, ww), ((pt, pb), (pl, pr)) = window, pads
     x = lax.pad(x, jnp.asarray(init, x.dtype), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
     n, h, w, c = x.shape
     oh, ow = (h - wh) // wh + 1, (w - ww) // ww + 1  # floor: a partial last window is dropped
     tiles = x[:, : oh * wh, : ow * ww].reshape(n, oh, wh, ow, ww, c)
-    reduce = jnp.max if op is lax.max else jnp.sum
-    return reduce(tiles, axis=(2, 4))
+    if op is lax.max:
+        return _tile_max(tiles)
+    return jnp.sum(tiles, axis=(2, 4))
+
+
+@jax.custom_vjp
+def _tile_max(tiles: Array) -> Array:
+    """``(n, oh, wh, ow, ww, c)`` tiles -> ``(n, oh, ow, c)`` maxima; the gradient goes to the
+    first maximum of each window in row-major order, as PyTorch's ``MaxPool2d`` sends it."""
+    return jnp.max(tiles, axis=(2, 4))
+
+
+def _tile_max_fwd(tiles):
+    maxima = _tile_max(tiles)
+    return maxima, (tiles, maxima)
+
+
+def _tile_max_bwd(residuals, grad):
+    # Element-wise, window position by window position. JAX's own rule for a max shares
+    # the gradient between tied maxima, which needs a count per window: a reduction that
+    # XLA:CPU hands to YNNPACK together with the convolution that produced the gradient,
+    # taking that convolution off Eigen's faster kernel.
+    tiles, maxima = residuals
+    wh, ww = tiles.shape[2], tiles.shape[4]
+    taken = jnp.zeros(maxima.shape, bool)
+    rows = []
+    for i in range(wh):
+        row = []
+        for j in range(ww):
+            first = (tiles[:, :, i, :, j] == maxima) & ~taken
+            taken = taken | first
+            row.append(jnp.where(first, grad, 0))
+        rows.append(jnp.stack(row, axis=3))
+    return (jnp.stack(rows, axis=2),)
+
+
+_tile_max.defvjp(_tile_max_fwd, _tile_max_bwd)
 
 
 class MaxPool2D(nn.Module):

@@ -123,6 +123,14 @@ def test_tiled_pools_match_reduce_window(window, padding, pool, init, op):
     np.testing.assert_allclose(grad, jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-5, atol=1e-6)
 
 
+def test_max_pool_gradient_goes_to_the_first_of_tied_maxima():
+    """As PyTorch's MaxPool2d: a window of equal values (a ReLU's zeros) passes its
+    gradient to its first element in row-major order, not shared among the ties."""
+    x = jnp.array([[0.0, 0.0, 1.0, 3.0], [0.0, 0.0, 3.0, 2.0]]).reshape(1, 2, 4, 1)
+    grad = jax.grad(lambda x: jnp.sum(L.MaxPool2D(2).apply({}, x) * jnp.array([2.0, 5.0]).reshape(1, 1, 2, 1)))(x)
+    np.testing.assert_array_equal(grad[0, :, :, 0], [[2, 0, 0, 5], [0, 0, 0, 0]])
+
+
 def test_pad_and_crop_like_zeropad2d():
     x = jnp.ones((1, 28, 28, 1))
     padded = L.Pad2D(2).apply({}, x)
