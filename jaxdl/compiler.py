@@ -3,8 +3,8 @@
 XLA:CPU (jax 0.10) hands convolutions, dots and reductions to the YNNPACK library by
 default. For convolutions that is the slower of its two kernels on the course's layers:
 the same 3x3 convolution of 120x28x28x32 by 32 filters takes 18.4 ms forward through
-YNNPACK and 9.7 ms through XLA's own Eigen kernel, and forward + backward 68.6 against
-47.9 ms; TinyVGG's 10-channel layer on 62x62 images 40.5 against 16.8 ms
+YNNPACK and 9.7 ms through XLA's own Eigen kernel, and forward + backward 66.8 against
+49.3 ms; TinyVGG's 10-channel layer on 62x62 images 40.6 against 16.1 ms
 (``benchmarks/conv_speed_cpu.md``). So on a CPU jaxdl compiles its programs with
 YNNPACK's convolution fusion left out and its dot and reduction fusions kept
 (:data:`CPU_COMPILER_OPTIONS`); GPUs and TPUs get no extra options.

@@ -331,11 +331,11 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shap
     and the input gradient of a strided convolution (a convolution with input dilation,
     which Eigen lacks, so XLA falls back to plain loops). im2col turns both into one
     matmul and a few strided slices. Measured on the course's layers (fwd + bwd,
-    ``conv_speed_cpu.md``): FashionCNN's 6x6x64 -> 128 stride-2 layer 8.7 ms -> 1.8 ms,
-    MNISTOneConv's 7x7 layer 9.8 -> 5.6 ms; while a 3x3 32 -> 32 layer on 28x28 is 2.6x
+    ``conv_speed_cpu.md``): FashionCNN's 6x6x64 -> 128 stride-2 layer 8.6 ms -> 1.7 ms,
+    MNISTOneConv's 7x7 layer 10.1 -> 6.2 ms; while a 3x3 32 -> 32 layer on 28x28 is 2.4x
     faster by ``lax``, since its patch matrix is large. A bound on the patch matrix
     instead of the patch (im2col for V2's and TinyVGG's 10-channel layers, which it wins
-    one by one at 0.84-0.95) made TinyVGG's whole train step slower (42 -> 60 ms) and
+    one by one at 0.82-0.85) made TinyVGG's whole train step slower (42 -> 60 ms) and
     V2's no faster, so the rule stays the patch's size.
 
     On a GPU (an H100, jax 0.11.2) the course's small convolutions run faster as im2col +
