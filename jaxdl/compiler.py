@@ -43,7 +43,7 @@ def compiler_options(backend: str) -> dict[str, str] | None:
         jax.jit(lambda x: x + 1, compiler_options=CPU_COMPILER_OPTIONS).lower(1.0).compile()
     except Exception as error:  # noqa: BLE001  (any rejection means: compile without them)
         warnings.warn(f"jaxdl compiles without its CPU options {CPU_COMPILER_OPTIONS}: this XLA "
-                      f"rejected them ({type(error).__name__}: {str(error)[:200]})", RuntimeWarning, stacklevel=3)
+                      f"rejected them ({type(error).__name__}: {str(error)[:200]})", RuntimeWarning, stacklevel=4)
         return None
     return CPU_COMPILER_OPTIONS
 
