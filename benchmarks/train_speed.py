@@ -113,7 +113,8 @@ def jax_peak_mb() -> float:
     return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else peak_rss_mb()
 
 
-def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto") -> dict:
+def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto",
+              torch_layout: str = "course") -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -196,7 +197,8 @@ def machine_info() -> dict:
             else f"torch on {torch.cuda.get_device_name()}"}
 
 
-def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto") -> dict:
+def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto",
+              torch_layout: str = "course") -> dict:
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -206,13 +208,26 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
-    to_nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)) if a.ndim == 4 else a)  # noqa: E731
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+    def to_nchw(a):
+        # The strides matter, not just the shape: NumPy gives a transposed 1-channel array
+        # strides (784, 1, 28, 1), which PyTorch's convolutions take for channels_last (its
+        # faster NHWC path on CPU: FashionMNISTModelV2 b32 3.9 ms a step against 5.9). The
+        # course's DataLoader stacks ToTensor's images into a fresh NCHW tensor, strides
+        # (784, 784, 28, 1); clone() to that, or to channels_last when asked for.
+        if a.ndim != 4:
+            return torch.from_numpy(a)
+        nchw = torch.from_numpy(a.transpose(0, 3, 1, 2))
+        return nchw.clone(memory_format=torch.channels_last if torch_layout == "channels_last" else torch.contiguous_format)
+
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # CUDA runs asynchronously
     x_train, x_test = to_nchw(x_train).to(device), to_nchw(x_test).to(device)
     y_train, y_test = torch.from_numpy(y_train).long().to(device), torch.from_numpy(y_test).long().to(device)
     torch.manual_seed(42)
     model = MODELS[model_name]().to(device)
+    if torch_layout == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
 
     def loss_fn(out, x, y):
@@ -260,9 +275,10 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
 
 def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
-            epoch_path: str = "fit", conv_path: str = "auto") -> dict:
+            epoch_path: str = "fit", conv_path: str = "auto", torch_layout: str = "course") -> dict:
     """Runs one worker (``framework``: jaxdl, torch or info) in a fresh process and returns its figures."""
-    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path, conv_path]
+    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path, conv_path,
+           torch_layout]
     with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
                              env={**os.environ, **(env or {}), "JAXDL_CACHE_DIR": cache})
@@ -286,16 +302,19 @@ def main() -> None:
     parser.add_argument("--conv", choices=("auto", "lax", "im2col"), default="auto",
                         help="how jaxdl's Conv2D layers convolve: conv.conv2d_auto's choice (default), or all forced "
                              "to lax or im2col, to check that choice on this machine")
-    parser.add_argument("--worker", nargs=6, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV"),
+    parser.add_argument("--torch-layout", choices=("course", "channels_last"), default="course",
+                        help="PyTorch's image layout: the course's NCHW batches, as its DataLoader makes them "
+                             "(default), or channels_last for data and model (PyTorch's faster NHWC path on CPU)")
+    parser.add_argument("--worker", nargs=7, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV", "LAYOUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        framework, model, batch, examples, epoch_path, conv_path = args.worker
+        framework, model, batch, examples, epoch_path, conv_path, torch_layout = args.worker
         if framework == "info":
             print(json.dumps(machine_info()))
             return
         run = run_jaxdl if framework == "jaxdl" else run_torch
-        print(json.dumps(run(model, int(batch), int(examples), epoch_path, conv_path)))
+        print(json.dumps(run(model, int(batch), int(examples), epoch_path, conv_path, torch_layout)))
         return
 
     names = list(SETTINGS) if args.models == "all" else args.models.split(",")
@@ -318,7 +337,9 @@ def main() -> None:
              f"28x28 models; peak float32 matmul {peak:,.0f} GFLOP/s; {memory}"
              + (f"; workers' environment {env}" if env else "")
              + (f"; jaxdl epochs forced {args.epoch_path}" if args.epoch_path != "fit" else "")
-             + (f"; jaxdl convolutions forced {args.conv}" if args.conv != "auto" else "") + ".",
+             + (f"; jaxdl convolutions forced {args.conv}" if args.conv != "auto" else "")
+             + ("; PyTorch in channels_last" if args.torch_layout == "channels_last" else
+                "; PyTorch's batches NCHW as the course's DataLoader makes them") + ".",
              "", header, "|" + "---|" * 14]
     out = args.out or ROOT / "benchmarks" / f"train_speed_{info['backend']}.md"
     out.write_text("\n".join(lines) + "\n")  # and a row at a time, so that a cut-off run keeps what it measured
@@ -329,7 +350,8 @@ def main() -> None:
         for batch in dict.fromkeys(sizes):
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
-            j, t = (measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv) for framework in ("jaxdl", "torch"))
+            j, t = (measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv, args.torch_layout)
+                    for framework in ("jaxdl", "torch"))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
                     f"**{j['train_ips'] / t['train_ips']:.2f}x** | {j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "
                     f"{j['eval_ips'] / t['eval_ips']:.2f}x | {j['first_step_s']:.2f} / {j['cached_first_step_s']:.2f} | "
