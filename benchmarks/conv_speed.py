@@ -9,9 +9,11 @@ and ``lax.conv_general_dilated`` (jit).
 
 Part 2, the course's models: every ``Conv2D`` call of every course model at its course
 batch size (found by intercepting the layers, so the list follows the models), its
-forward and backward pass (input and weight gradients) timed by ``lax`` and by
-im2col + matmul, alternating, best of several (and by ``conv2d_planes`` where the rule
-takes it). Everything is compiled as the library compiles it (``jaxdl.compiler.jit``);
+forward and backward pass timed by ``lax``, by im2col + matmul and, stride 1, with rows
+packed into channels (``conv2d_packed``, by the rule's pixels or 2), alternating, best of
+several (and by ``conv2d_planes`` where the rule takes it). The backward pass computes
+what training needs: the kernel gradient, and the input gradient for every layer but a
+model's first, whose input is the data. Everything is compiled as the library compiles it (``jaxdl.compiler.jit``);
 one more column times ``lax`` with XLA's default options, the evidence for
 ``jaxdl.compiler.CPU_COMPILER_OPTIONS``. This is the evidence behind
 ``jaxdl.conv.conv2d_auto``'s choice, which the last column shows.
@@ -77,14 +79,16 @@ def course_conv_layers() -> list[tuple[str, tuple, dict]]:
 
     for name, (model, example) in models.COURSE_MODELS.items():
         batch = SETTINGS[name][0]
+        convs_seen = []
 
-        def record(next_fun, args, kwargs, context, name=name, batch=batch):
+        def record(next_fun, args, kwargs, context, name=name, batch=batch, convs_seen=convs_seen):
             module = context.module
             if isinstance(module, Conv2D) and context.method_name == "__call__":
                 x = args[0]
                 key = ((batch, *x.shape[1:]), module.features, conv.pair(module.kernel_size, "k"),
                        conv.pair(module.strides, "s"), repr(module.padding))
-                found.setdefault(key, (name, module.padding))
+                found.setdefault(key, (name, module.padding, not convs_seen))  # the first one's input is the data
+                convs_seen.append(key)
             return next_fun(*args, **kwargs)
 
         def init(x, model=model, record=record):
@@ -92,38 +96,45 @@ def course_conv_layers() -> list[tuple[str, tuple, dict]]:
                 return model.init({"params": jax.random.key(0), "dropout": jax.random.key(0)}, x)
 
         jax.eval_shape(init, jax.ShapeDtypeStruct((1, *example), jnp.float32))
-    return [(name, key[0], {"features": key[1], "kernel": key[2], "strides": key[3], "padding": padding})
-            for key, (name, padding) in found.items()]
+    return [(name, key[0], {"features": key[1], "kernel": key[2], "strides": key[3], "padding": padding, "first": first})
+            for key, (name, padding, first) in found.items()]
 
 
 def layer_table() -> list[str]:
-    lines = ["| model | input (NHWC) | kernel | stride, padding | lax fwd+bwd | lax, XLA's default options "
-             "| im2col fwd+bwd | im2col/lax | planes fwd+bwd | conv2d_auto |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | input (NHWC) | kernel | stride, padding | gradients | lax fwd+bwd | lax, XLA's default options "
+             "| im2col fwd+bwd | im2col/lax | packed fwd+bwd (pixels) | packed/lax | planes fwd+bwd | conv2d_auto |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, shape, layer in course_conv_layers():
         kh, kw = layer["kernel"]
-        padding = layer["padding"]
+        padding, stride = layer["padding"], layer["strides"]
         x = jax.random.normal(jax.random.key(0), shape)
         w = jax.random.normal(jax.random.key(1), (kh, kw, shape[-1], layer["features"])) * 0.1
+        wrt = (1,) if layer["first"] else (0, 1)  # a model's first layer needs no gradient for its input
 
-        def fwd_bwd(impl, jit=compiler.jit):
+        def fwd_bwd(impl, jit=compiler.jit, wrt=wrt):
             def step(x, w):
-                y, vjp = jax.vjp(lambda x, w: impl(x, w, layer["strides"], padding), x, w)
-                return vjp(y)
+                y, vjp = jax.vjp(lambda x, w: impl(x, w, stride, padding), x, w)
+                return tuple(vjp(y)[i] for i in wrt)
             return jit(step)
 
+        choice = conv.conv_algorithm(shape, w.shape, stride)
+        pack = max(2, conv.packing(w.shape, stride))  # stride 1: timed by 2 where the rule does not pack
         steps = [fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d, jax.jit), fwd_bwd(conv.conv2d_im2col)]
+        if conv.pair(stride, "stride") == (1, 1):
+            steps.append(fwd_bwd(lambda x, w, stride, padding: conv.conv2d_packed(x, w, padding, pack)))
+        if choice == "planes":  # timed only where the rule takes it
+            steps.append(fwd_bwd(lambda x, w, stride, padding: conv.conv2d_planes(x, w, padding)))
         times = [[] for _ in steps]
         for _ in range(3):  # alternate, so that noise falls on all
             for step, t in zip(steps, times):
                 t.append(best_time(step, x, w, repeats=2))
-        lax_best, default_best, im2col_best = (min(t) for t in times)
-        choice = conv.conv_algorithm(shape, w.shape, layer["strides"])
-        planes = "—"
-        if choice == "planes":  # timed only where the rule takes it
-            planes_step = fwd_bwd(lambda x, w, stride, padding: conv.conv2d_planes(x, w, padding))
-            planes = fmt(min(best_time(planes_step, x, w, repeats=2) for _ in range(3)))
-        lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {layer['strides']}, "
-                     f"{layer['padding']} | {fmt(lax_best)} | {fmt(default_best)} | {fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {planes} | {choice} |")
+        best = [min(t) for t in times]
+        lax_best, default_best, im2col_best = best[:3]
+        packed = f"{fmt(best[3])} (x{pack}) | {best[3] / lax_best:.2f}" if len(best) > 3 else "— | —"
+        planes = fmt(best[-1]) if choice == "planes" else "—"
+        lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {stride}, {padding} | "
+                     f"{'kernel' if layer['first'] else 'input, kernel'} | {fmt(lax_best)} | {fmt(default_best)} | "
+                     f"{fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {packed} | {planes} | {choice} |")
         print(lines[-1], flush=True)
     return lines
 

@@ -13,9 +13,11 @@ tolerance, so the notebooks can compare them side by side:
 
 :func:`conv2d_auto`, what :class:`jaxdl.layers.Conv2D` runs, picks between the last
 two: im2col + matmul where it trains faster (on CPU: strided convolutions and small
-patches such as a first layer on 1- or 3-channel images; on a GPU: small convolutions,
-whose patch matrix is small), ``lax`` everywhere else; and on CPU a stride-1 convolution
-to one or two channels as a sum of shifted planes (:func:`conv2d_planes`).
+patches; on a GPU: small convolutions, whose patch matrix is small), ``lax`` everywhere
+else; and on CPU two ways of its own for stride 1: a convolution of few channels (the
+course's 10-channel layers, first layers on 1- or 3-channel images) runs by ``lax`` with
+neighbouring pixels packed into the channels (:func:`conv2d_packed`), one to one or two
+channels as a sum of shifted planes (:func:`conv2d_planes`).
 
 Layout: images are NHWC (batch, height, width, channels) and kernels HWIO
 (height, width, in channels, out channels), the layouts XLA prefers on GPU and TPU.
@@ -290,6 +292,60 @@ def _planes_vjp(residuals, grad_out):
 _correlate_planes.defvjp(_planes_fwd, _planes_vjp)
 
 
+def packed_kernels(kernels, pack: int) -> jnp.ndarray:
+    """An HWIO kernel for :func:`conv2d_packed`: ``(kh, kw, C, O)`` ->
+    ``(kh, blocks, pack * C, pack * O)``, where ``blocks`` is how many packed input columns
+    one packed output column reads. Packed output column ``b``, pixel ``p`` reads packed
+    input column ``b + q``, pixel ``r`` through the tap ``j = q * pack + r - p`` of the
+    original kernel, and nothing where ``j`` falls outside it."""
+    kh, kw, cin, cout = kernels.shape
+    blocks = -(-(pack - 1 + kw) // pack)
+    q, r, p = np.meshgrid(np.arange(blocks), np.arange(pack), np.arange(pack), indexing="ij")
+    tap = q * pack + r - p
+    inside = (tap >= 0) & (tap < kw)
+    picked = jnp.asarray(kernels)[:, np.where(inside, tap, 0)]  # (kh, blocks, r, p, C, O)
+    picked = jnp.where(inside[None, :, :, :, None, None], picked, 0)
+    return picked.transpose(0, 1, 2, 4, 3, 5).reshape(kh, blocks, pack * cin, pack * cout)
+
+
+def conv2d_packed(images, kernels, padding: Padding = 0, pack: int = 2) -> jnp.ndarray:
+    """A stride-1 convolution with ``pack`` neighbouring pixels of each row packed into
+    the channels: ``(N, H, W, C)`` is read as ``(N, H, W / pack, pack * C)`` (the same
+    memory, NHWC) and convolved by ``lax`` with :func:`packed_kernels`, a
+    ``kh x blocks`` kernel from ``pack * C`` to ``pack * O`` channels whose zeros keep
+    each output pixel reading only its own window; the result is read back as
+    ``(N, H, W, O)``.
+
+    For few channels this is what makes XLA:CPU's convolution fast: its kernel vectorises
+    along the channels, and ten of them fill a vector register badly; twice as many, from
+    half as many pixels, do better, though the zeros cost ``blocks * pack / kw`` times the
+    multiply-adds (4/3 for 3x3 and ``pack=2``). Forward + backward (input and kernel
+    gradients, 2-core CPU): V2's 10 -> 10 layer on 32x28x28 3.80 -> 2.66 ms, TinyVGG's on
+    32x62x62 17.5 -> 11.1 ms; for a first layer (kernel gradient only) 1 -> 10 on
+    32x28x28 with ``pack=4`` 0.95 (``lax``) / 0.89 (im2col) -> 0.42 ms. From 16 channels
+    on it gains nothing (16 -> 16: 3.72 -> 3.61 ms), and 32 -> 32 takes 1.6x longer.
+    Gradients are ``lax``'s through the reshapes. Any width: an output row that does not
+    divide by ``pack`` is computed a little wider and cut.
+    """
+    images, kernels = jnp.asarray(images), jnp.asarray(kernels)
+    _check_conv_inputs(images, kernels)
+    if not isinstance(pack, (int, np.integer)) or pack < 1:
+        raise ValueError(f"pack must be a positive int, got {pack!r}")
+    _, _, ((top, bottom), (left, _)), (oh, ow) = _prepare(images, kernels, 1, padding, 1)
+    n, h, w, cin = images.shape
+    kh, kw, _, cout = kernels.shape
+    blocks = -(-(pack - 1 + kw) // pack)
+    out_columns = -(-ow // pack)
+    width = (out_columns + blocks - 1) * pack  # input pixels a row of packed windows spans
+    padded = lax.pad(images, jnp.zeros((), images.dtype),
+                     ((0, 0, 0), (top, bottom, 0), (left, width - w - left, 0), (0, 0, 0)))
+    packed = padded.reshape(n, h + top + bottom, width // pack, pack * cin)
+    out = lax.conv_general_dilated(packed, packed_kernels(kernels, pack), (1, 1), "VALID",
+                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    out = out.reshape(n, oh, out_columns * pack, cout)
+    return out if out_columns * pack == ow else out[:, :, :ow]
+
+
 PLANES_MAX_OUT_CHANNELS = 2
 """On CPU, :func:`conv2d_auto` runs a stride-1 convolution to at most this many channels
 (and at most :data:`PLANES_MAX_TERMS` multiply-adds a pixel) by :func:`conv2d_planes`."""
@@ -308,6 +364,25 @@ def uses_planes(kernels_shape, stride=1, dilation=1, backend: str | None = None)
             and kh * kw * cin * cout <= PLANES_MAX_TERMS)
 
 
+PACK_MAX_IN_CHANNELS = 32
+PACK_MAX_OUT_CHANNELS = 64
+"""On CPU, :func:`conv2d_auto` packs a stride-1 convolution's rows by the largest of 4 and
+2 that keeps the packed channels within these bounds (:func:`packing`): 10 -> 10 packs
+by 2 (20 -> 20), 1 -> 10 by 4, 1 -> 32 by 2 (``benchmarks/conv_speed_cpu.md``)."""
+
+
+def packing(kernels_shape, stride=1, dilation=1, backend: str | None = None) -> int:
+    """By how many pixels :func:`conv2d_auto` packs this convolution's rows
+    (:func:`conv2d_packed`); 1: it does not. CPU only: on a GPU or TPU the library's
+    convolution has no such weakness measured here (cuDNN's small convolutions lose to
+    im2col for other reasons, see :func:`uses_im2col`)."""
+    _, _, cin, cout = kernels_shape
+    if ((backend or jax.default_backend()) != "cpu" or pair(stride, "stride") != (1, 1)
+            or pair(dilation, "dilation") != (1, 1)):
+        return 1
+    return next((p for p in (4, 2) if p * cin <= PACK_MAX_IN_CHANNELS and p * cout <= PACK_MAX_OUT_CHANNELS), 1)
+
+
 IM2COL_MAX_PATCH = 64
 """On CPU, :func:`conv2d_auto` uses im2col + matmul for a stride-1 convolution whose
 patch (``kh * kw * C_in`` values) is at most this large: 3x3 over up to 7 channels,
@@ -321,9 +396,11 @@ large, any stride: every course layer up to 6.8M values trained faster so, every
 
 
 def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shape=None) -> bool:
-    """Whether :func:`conv2d_auto` takes the im2col path (default backend: JAX's). On a
-    GPU the answer depends on the size of the input (``images_shape``, NHWC); without it,
-    no.
+    """Whether :func:`conv2d_auto` takes the im2col path (default backend: JAX's), if
+    neither :func:`uses_planes` nor :func:`packing` took the layer first (on CPU packing
+    takes the stride-1 small patches this rule was made for: 0.47-0.65 of ``lax``'s time
+    where im2col took 0.80-1.27). On a GPU the answer depends on the size of the input
+    (``images_shape``, NHWC); without it, no.
 
     On CPU XLA runs a convolution on Eigen's kernels (jaxdl compiles with YNNPACK's
     convolutions off, :mod:`jaxdl.compiler`), which are fast forward but leave two
@@ -364,9 +441,13 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shap
 
 def conv_algorithm(images_shape, kernels_shape, stride=1, dilation=1) -> str:
     """Which way :func:`conv2d_auto` convolves here: ``"planes"`` where :func:`uses_planes`
-    says so, ``"im2col"`` where :func:`uses_im2col` says it is faster, else ``"lax"``."""
+    says so, ``"packed4"`` / ``"packed2"`` where :func:`packing` packs rows by 4 or 2,
+    ``"im2col"`` where :func:`uses_im2col` says it is faster, else ``"lax"``."""
     if uses_planes(kernels_shape, stride, dilation):
         return "planes"
+    pack = packing(kernels_shape, stride, dilation)
+    if pack > 1:
+        return f"packed{pack}"
     if uses_im2col(kernels_shape, stride, images_shape=images_shape):
         return "im2col"
     return "lax"
@@ -380,6 +461,8 @@ def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> 
     algorithm = conv_algorithm(images.shape, kernels.shape, stride, dilation) if images.ndim == kernels.ndim == 4 else "lax"
     if algorithm == "planes":
         return conv2d_planes(images, kernels, padding)
+    if algorithm.startswith("packed"):
+        return conv2d_packed(images, kernels, padding, int(algorithm[len("packed"):]))
     if algorithm == "im2col":
         return conv2d_im2col(images, kernels, stride, padding, dilation)
     return conv2d(images, kernels, stride, padding, dilation)

@@ -144,7 +144,8 @@ class Dense(nn.Module):
 
 class Conv2D(nn.Module):
     """``nn.Conv2d`` on NHWC images with an HWIO kernel (:func:`jaxdl.conv.conv2d_auto`:
-    ``lax.conv_general_dilated``, or im2col + matmul for small patches on CPU).
+    ``lax.conv_general_dilated``; on CPU with rows packed into channels for few channels,
+    im2col + matmul for strided convolutions, shifted planes for one or two out).
 
     ``padding`` may be an int, an ``(h, w)`` pair, explicit
     ``((top, bottom), (left, right))``, ``'SAME'`` or ``'VALID'``; PyTorch's default

@@ -52,7 +52,7 @@ def test_auto_picks_im2col_where_it_was_measured_faster():
 
 @pytest.mark.parametrize("shape, kernel, stride", [((2, 9, 9, 1), (3, 3, 1, 4), 1), ((2, 9, 9, 8), (3, 3, 8, 4), 1),
                                                    ((2, 9, 9, 8), (3, 3, 8, 4), 2), ((2, 9, 9, 2), (3, 3, 2, 1), 1),
-                                                   ((2, 8, 9, 4), (3, 3, 4, 2), 1)])
+                                                   ((2, 8, 9, 4), (3, 3, 4, 2), 1), ((2, 7, 9, 10), (3, 3, 10, 10), 1)])
 def test_auto_has_the_values_and_gradients_of_lax(shape, kernel, stride):
     images = jax.random.normal(jax.random.key(0), shape)
     kernels = jax.random.normal(jax.random.key(1), kernel)
@@ -86,6 +86,46 @@ def test_auto_takes_planes_for_one_or_two_output_channels_on_cpu():
     assert not conv.uses_planes((3, 3, 1, 2), 2, backend="cpu")  # strided
     assert not conv.uses_planes((3, 3, 2, 1), dilation=2, backend="cpu")
     assert not conv.uses_planes((3, 3, 2, 1), backend="gpu")
+
+
+@pytest.mark.parametrize("pack", [1, 2, 3, 4])
+@pytest.mark.parametrize("padding", [0, 1, ((1, 0), (2, 1)), "SAME"])
+@pytest.mark.parametrize("kernel", [(3, 3, 3, 5), (2, 4, 1, 3)])
+def test_packed_has_the_values_and_gradients_of_lax(pack, padding, kernel):
+    # widths 9 and 8 with these kernels and paddings give rows that pack evenly and rows that do not
+    images = jax.random.normal(jax.random.key(0), (2, 7, 9 if pack != 2 else 8, kernel[2]))
+    kernels = jax.random.normal(jax.random.key(1), kernel)
+    np.testing.assert_allclose(conv.conv2d_packed(images, kernels, padding, pack), conv.conv2d(images, kernels, 1, padding),
+                               rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(images, kernels)
+             for f in (lambda x, w: conv.conv2d_packed(x, w, padding, pack), lambda x, w: conv.conv2d(x, w, 1, padding))]
+    for packed, reference in zip(*grads):
+        np.testing.assert_allclose(packed, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_packed_kernels_put_each_tap_where_its_pixel_reads():
+    kernels = np.arange(3 * 3 * 2 * 5, dtype=np.float32).reshape(3, 3, 2, 5) + 1
+    pack, (kh, kw, cin, cout) = 2, kernels.shape
+    packed = np.asarray(conv.packed_kernels(kernels, pack))
+    assert packed.shape == (3, 2, pack * cin, pack * cout)  # output pixels 0, 1 read input pixels 0..3: two blocks
+    for q in range(2):
+        for r in range(pack):
+            for p in range(pack):
+                tap = q * pack + r - p
+                block = packed[:, q, r * cin:(r + 1) * cin, p * cout:(p + 1) * cout]
+                np.testing.assert_array_equal(block, kernels[:, tap] if 0 <= tap < kw else 0)
+
+
+def test_auto_packs_rows_of_few_channels_on_cpu():
+    assert conv.packing((3, 3, 10, 10), backend="cpu") == 2   # V2's and TinyVGG's layers: 20 -> 20
+    assert conv.packing((3, 3, 1, 10), backend="cpu") == 4    # a first layer: 4 -> 40
+    assert conv.packing((3, 3, 1, 32), backend="cpu") == 2    # 2 -> 64
+    assert conv.packing((3, 3, 32, 32), backend="cpu") == 1   # measured slower packed
+    assert conv.packing((3, 3, 10, 10), 2, backend="cpu") == 1
+    assert conv.packing((3, 3, 10, 10), dilation=2, backend="cpu") == 1
+    assert conv.packing((3, 3, 10, 10), backend="gpu") == 1
+    with pytest.raises(ValueError, match="pack must be a positive int"):
+        conv.conv2d_packed(jnp.zeros((1, 5, 5, 1)), jnp.zeros((3, 3, 1, 1)), 0, 0)
 
 
 @pytest.mark.parametrize("n,k,s,p,expected", [
