@@ -319,11 +319,13 @@ def conv2d_packed(images, kernels, padding: Padding = 0, pack: int = 2) -> jnp.n
     For few channels this is what makes XLA:CPU's convolution fast: its kernel vectorises
     along the channels, and ten of them fill a vector register badly; twice as many, from
     half as many pixels, do better, though the zeros cost ``blocks * pack / kw`` times the
-    multiply-adds (4/3 for 3x3 and ``pack=2``). Forward + backward (input and kernel
-    gradients, 2-core CPU): V2's 10 -> 10 layer on 32x28x28 3.80 -> 2.66 ms, TinyVGG's on
-    32x62x62 17.5 -> 11.1 ms; for a first layer (kernel gradient only) 1 -> 10 on
-    32x28x28 with ``pack=4`` 0.95 (``lax``) / 0.89 (im2col) -> 0.42 ms. From 16 channels
-    on it gains nothing (16 -> 16: 3.72 -> 3.61 ms), and 32 -> 32 takes 1.6x longer.
+    multiply-adds (4/3 for 3x3 and ``pack=2``). Forward + backward on a 2-core CPU
+    (``benchmarks/conv_speed_cpu.md``): V2's 10 -> 10 layer on 32x28x28 3.60 -> 2.30 ms,
+    TinyVGG's on 32x62x62 16.6 -> 9.7 ms; a first layer (kernel gradient only) 1 -> 10 on
+    32x28x28 with ``pack=4`` 0.89 (``lax``) / 0.76 (im2col) -> 0.44 ms. Whole train steps:
+    TinyVGG b32 42.7 -> 20.6 ms, V2 b32 6.8 -> 5.3. From 16 channels on it gains nothing
+    (16 -> 16 alone: 3.72 -> 3.61 ms), and MNISTBatchNormCNN's 32- and 64-channel layers
+    take 1.4-1.6x longer, hence :func:`packing`'s bounds.
     Gradients are ``lax``'s through the reshapes. Any width: an output row that does not
     divide by ``pack`` is computed a little wider and cut.
     """
@@ -398,8 +400,8 @@ large, any stride: every course layer up to 6.8M values trained faster so, every
 def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shape=None) -> bool:
     """Whether :func:`conv2d_auto` takes the im2col path (default backend: JAX's), if
     neither :func:`uses_planes` nor :func:`packing` took the layer first (on CPU packing
-    takes the stride-1 small patches this rule was made for: 0.47-0.65 of ``lax``'s time
-    where im2col took 0.80-1.27). On a GPU the answer depends on the size of the input
+    takes the stride-1 small patches this rule was made for, at 0.50-0.79 of ``lax``'s time
+    where im2col takes 0.86-1.14: ``conv_speed_cpu.md``). On a GPU the answer depends on the size of the input
     (``images_shape``, NHWC); without it, no.
 
     On CPU XLA runs a convolution on Eigen's kernels (jaxdl compiles with YNNPACK's
@@ -409,11 +411,11 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shap
     which Eigen lacks, so XLA falls back to plain loops). im2col turns both into one
     matmul and a few strided slices. Measured on the course's layers (fwd + bwd,
     ``conv_speed_cpu.md``): FashionCNN's 6x6x64 -> 128 stride-2 layer 8.6 ms -> 1.7 ms,
-    MNISTOneConv's 7x7 layer 10.1 -> 6.2 ms; while a 3x3 32 -> 32 layer on 28x28 is 2.4x
+    SimpleCNN's first 1.7 -> 0.9 ms; while a 3x3 32 -> 32 layer on 28x28 is 2.4-3.1x
     faster by ``lax``, since its patch matrix is large. A bound on the patch matrix
     instead of the patch (im2col for V2's and TinyVGG's 10-channel layers, which it wins
-    one by one at 0.82-0.85) made TinyVGG's whole train step slower (42 -> 60 ms) and
-    V2's no faster, so the rule stays the patch's size.
+    one by one at 0.82-0.92) made TinyVGG's whole train step slower (42 -> 60 ms) and
+    V2's no faster, so the rule stays the patch's size (those layers are packed now).
 
     On a GPU (an H100, jax 0.11.2) the course's small convolutions run faster as im2col +
     one cuBLAS matmul than through cuDNN, whose fixed costs dominate at these sizes: layer
