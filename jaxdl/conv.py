@@ -375,9 +375,10 @@ by 2 (20 -> 20), 1 -> 10 by 4, 1 -> 32 by 2 (``benchmarks/conv_speed_cpu.md``)."
 
 def packing(kernels_shape, stride=1, dilation=1, backend: str | None = None) -> int:
     """By how many pixels :func:`conv2d_auto` packs this convolution's rows
-    (:func:`conv2d_packed`); 1: it does not. CPU only: on a GPU or TPU the library's
-    convolution has no such weakness measured here (cuDNN's small convolutions lose to
-    im2col for other reasons, see :func:`uses_im2col`)."""
+    (:func:`conv2d_packed`); 1: it does not. CPU only, where it was measured: on a GPU
+    the course's small convolutions already go to im2col (:func:`uses_im2col`), and a
+    TPU's convolution units pad channels their own way (reasoned, not measured: the
+    packed path was not timed on either)."""
     _, _, cin, cout = kernels_shape
     if ((backend or jax.default_backend()) != "cpu" or pair(stride, "stride") != (1, 1)
             or pair(dilation, "dilation") != (1, 1)):
