@@ -120,9 +120,10 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
     from jaxdl import conv, data, models, train
 
-    if conv_path != "auto":  # every Conv2D one way, to check conv.uses_im2col's choice on this machine
+    if conv_path != "auto":  # every Conv2D one way, to check conv.conv_algorithm's choices on this machine
         conv.uses_im2col = lambda *args, **kwargs: conv_path == "im2col"
         conv.uses_planes = lambda *args, **kwargs: False
+        conv.packing = lambda *args, **kwargs: 1
 
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
