@@ -335,16 +335,15 @@ def conv2d_packed(images, kernels, padding: Padding = 0, pack: int = 2) -> jnp.n
         raise ValueError(f"pack must be a positive int, got {pack!r}")
     _, _, ((top, bottom), (left, _)), (oh, ow) = _prepare(images, kernels, 1, padding, 1)
     n, h, w, cin = images.shape
-    kh, kw, _, cout = kernels.shape
-    blocks = -(-(pack - 1 + kw) // pack)
+    kernel = packed_kernels(kernels, pack)
+    blocks = kernel.shape[1]  # packed input columns one packed output column reads
     out_columns = -(-ow // pack)
     width = (out_columns + blocks - 1) * pack  # input pixels a row of packed windows spans
     padded = lax.pad(images, jnp.zeros((), images.dtype),
                      ((0, 0, 0), (top, bottom, 0), (left, width - w - left, 0), (0, 0, 0)))
     packed = padded.reshape(n, h + top + bottom, width // pack, pack * cin)
-    out = lax.conv_general_dilated(packed, packed_kernels(kernels, pack), (1, 1), "VALID",
-                                   dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    out = out.reshape(n, oh, out_columns * pack, cout)
+    out = lax.conv_general_dilated(packed, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    out = out.reshape(n, oh, out_columns * pack, kernels.shape[3])
     return out if out_columns * pack == ow else out[:, :, :ow]
 
 
