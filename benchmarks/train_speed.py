@@ -16,6 +16,8 @@ allocator peak on a GPU);
 for jaxdl also the FLOP/s its train step achieves (XLA's count of the lowered step's FLOPs) against
 the peak of a large matmul on the same machine.
 Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown, row by row.
+jaxdl runs as imported, its malloc settings included (``jaxdl.host_memory``); PyTorch
+with glibc's defaults, as the course runs it (``--torch-malloc keep`` gives it jaxdl's).
 
 On a GPU both frameworks run there: PyTorch with the data on the device (the fastest way
 to feed it; the course copies each batch over), synchronised before every clock reading,
@@ -276,13 +278,18 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
 
 def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
-            epoch_path: str = "fit", conv_path: str = "auto", torch_layout: str = "course") -> dict:
+            epoch_path: str = "fit", conv_path: str = "auto", torch_layout: str = "course",
+            torch_malloc: str = "system") -> dict:
     """Runs one worker (``framework``: jaxdl, torch or info) in a fresh process and returns its figures."""
     cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path, conv_path,
            torch_layout]
+    env = {**os.environ, **(env or {})}
+    if framework == "torch" and torch_malloc == "system":
+        # The worker imports jaxdl to read the data, which would tune malloc as it does for
+        # jaxdl (jaxdl.host_memory); the course's PyTorch code runs with glibc's defaults.
+        env["JAXDL_HOST_MALLOC"] = "system"
     with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
-                             env={**os.environ, **(env or {}), "JAXDL_CACHE_DIR": cache})
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**env, "JAXDL_CACHE_DIR": cache})
     if out.returncode:
         raise RuntimeError(f"{framework} {model} {batch_size} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -296,7 +303,7 @@ def main() -> None:
     parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/train_speed_<device>.md)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="set in both frameworks' worker processes, e.g. "
-                             "GLIBC_TUNABLES=glibc.malloc.mmap_max=0 (repeatable)")
+                             "JAXDL_HOST_MALLOC=system to time jaxdl with glibc's malloc defaults (repeatable)")
     parser.add_argument("--epoch-path", choices=("fit", "scan", "per-batch"), default="fit",
                         help="how jaxdl runs an epoch: as fit() would here (default), or forced, "
                              "to check train.default_scan's choice on this machine")
@@ -306,6 +313,9 @@ def main() -> None:
     parser.add_argument("--torch-layout", choices=("course", "channels_last"), default="course",
                         help="PyTorch's image layout: the course's NCHW batches, as its DataLoader makes them "
                              "(default), or channels_last for data and model (PyTorch's faster NHWC path on CPU)")
+    parser.add_argument("--torch-malloc", choices=("system", "keep"), default="system",
+                        help="PyTorch's malloc: glibc's defaults, as the course runs (default), or the settings "
+                             "jaxdl makes when imported (jaxdl.host_memory), for a like-for-like comparison")
     parser.add_argument("--worker", nargs=7, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV", "LAYOUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -340,7 +350,8 @@ def main() -> None:
              + (f"; jaxdl epochs forced {args.epoch_path}" if args.epoch_path != "fit" else "")
              + (f"; jaxdl convolutions forced {args.conv}" if args.conv != "auto" else "")
              + ("; PyTorch in channels_last" if args.torch_layout == "channels_last" else
-                "; PyTorch's batches NCHW as the course's DataLoader makes them") + ".",
+                "; PyTorch's batches NCHW as the course's DataLoader makes them")
+             + ("; PyTorch with jaxdl's malloc settings" if args.torch_malloc == "keep" else "") + ".",
              "", header, "|" + "---|" * 14]
     out = args.out or ROOT / "benchmarks" / f"train_speed_{info['backend']}.md"
     out.write_text("\n".join(lines) + "\n")  # and a row at a time, so that a cut-off run keeps what it measured
@@ -351,7 +362,8 @@ def main() -> None:
         for batch in dict.fromkeys(sizes):
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
-            j, t = (measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv, args.torch_layout)
+            j, t = (measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv, args.torch_layout,
+                            args.torch_malloc)
                     for framework in ("jaxdl", "torch"))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
                     f"**{j['train_ips'] / t['train_ips']:.2f}x** | {j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "

@@ -10,11 +10,18 @@ Modules, top to bottom: :mod:`jaxdl.layers` (layers on ``jax.lax``),
 course by its course name), :mod:`jaxdl.summary` (a torchinfo-like table).
 
 Importing jaxdl switches on JAX's persistent compilation cache
-(:mod:`jaxdl.compilation_cache`; ``JAXDL_CACHE_DIR=off`` to leave it off).
+(:mod:`jaxdl.compilation_cache`; ``JAXDL_CACHE_DIR=off`` to leave it off) and sets
+glibc's ``malloc`` to keep the memory XLA:CPU frees after each step for the next one
+(:mod:`jaxdl.host_memory`; ``JAXDL_HOST_MALLOC=system`` to leave it alone). Import
+jaxdl before JAX's first computation for the second to count.
 """
 
-from jaxdl import compilation_cache
-from jaxdl.summary import summary
+from jaxdl import host_memory
+
+host_memory.keep_freed_memory()  # before anything below could start JAX's threads
+
+from jaxdl import compilation_cache  # noqa: E402
+from jaxdl.summary import summary  # noqa: E402
 
 compilation_cache.enable()
 
