@@ -3,26 +3,36 @@
 Not a lesson of the course, but the reason a CPU epoch of the bigger course models runs
 at the speed it does. XLA:CPU allocates a compiled program's temporaries -- every
 activation and gradient of a train step -- with ``malloc`` at each run and frees them at
-the end. glibc's ``malloc`` serves a block over its mmap threshold (at most 32 MB), or
-any block of a worker thread's arena, from fresh pages that it returns to the kernel on
-``free``; the next step touches them again and the kernel faults them back in one 4 KiB
-page at a time, zeroed. ``MNISTBatchNormCNN``'s step at batch 120 did that for 164 MB
-(40,000 page faults) every step: 221 ms a step on the 2-core CPU of
-``benchmarks/README.md``, 179 ms without the faults. PyTorch, whose tensors are freed and
-reallocated one by one, is mostly under the threshold (10,000 faults a step for the
-same model).
+the end. glibc serves a block over its mmap threshold (at most 32 MB) from fresh pages
+that it returns to the kernel on ``free``, and so does a worker thread's arena whenever
+its heap empties; the next step touches them again and the kernel faults them back in,
+4 KiB at a time, zeroed. ``MNISTBatchNormCNN``'s step at batch 120 did that for 164 MB
+(40,000 page faults) every step: 221-232 ms a step on the 2-core CPU of
+``benchmarks/README.md``, 175 ms without the faults. PyTorch, whose tensors are freed and
+reallocated one by one, mostly stays under the threshold.
 
-:func:`keep_freed_memory` asks glibc (``mallopt``) for one arena shared by all threads,
-no ``mmap`` for big blocks, and a high trim threshold, so that a freed block stays in
-the heap and the next step reuses its pages. :mod:`jaxdl` calls it when imported. The
-price is memory: the heap keeps up to :data:`TRIM_THRESHOLD_BYTES` of freed blocks, and
-while a step is queued behind the running one both hold their own temporaries (peak
-resident memory of ``MNISTBatchNormCNN``'s loop 535 -> 824 MB).
+:func:`keep_freed_memory` makes two settings, both needed:
 
-* ``JAXDL_HOST_MALLOC=system`` leaves glibc's settings alone;
-* it only acts on Linux with glibc, and only on threads that have not allocated yet:
-  JAX starts its CPU threads at its first computation, so import :mod:`jaxdl` before it
-  (``import jax`` alone starts nothing).
+* glibc's ``malloc`` (``mallopt``): no ``mmap`` for big blocks and a trim threshold of
+  :data:`TRIM_THRESHOLD_BYTES`, so that a freed block stays in the main heap and the
+  next step reuses its pages;
+* JAX's ``jax_cpu_enable_async_dispatch = False``: XLA:CPU runs a program in the thread
+  that calls it (its threads still share the work inside) instead of handing it to a
+  worker thread, whose own arena would give the pages back whatever the first setting
+  says. The Python loop then waits for each step, which on a CPU only costs the host
+  work that could have overlapped a step (microseconds), and a step never waits in a
+  queue holding temporaries of its own.
+
+:mod:`jaxdl` calls it when imported. Measured (``train_speed.py``'s epoch, 12,000
+examples, images/s): ``MNISTBatchNormCNN`` at 120 677 with both settings against 606 with
+one ``malloc`` arena for all threads instead (the other way to keep the worker's pages,
+which makes every allocation of every thread take one lock: the full-batch
+``CircleModelV0`` 10.7M -> 4.5M images/s, where these settings give 9.6M).
+
+* ``JAXDL_HOST_MALLOC=system`` leaves both alone, as does ``JAX_CPU_ENABLE_ASYNC_DISPATCH``
+  set in the environment for the second;
+* they only act on Linux with glibc, and only before JAX's first computation (JAX makes
+  its CPU client then): import :mod:`jaxdl` first (``import jax`` alone starts nothing).
 """
 
 from __future__ import annotations
@@ -31,10 +41,11 @@ import ctypes
 import os
 import platform
 
+import jax
+
 # mallopt parameters, from glibc's <malloc.h>.
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-M_ARENA_MAX = -8
 
 TRIM_THRESHOLD_BYTES = 1 << 30
 """Freed memory at the top of the heap goes back to the kernel only beyond this (1 GiB)."""
@@ -43,10 +54,11 @@ _applied = False
 
 
 def keep_freed_memory() -> bool:
-    """Set glibc's ``malloc`` to keep freed blocks for reuse (see the module docstring).
+    """Make the settings of the module docstring: freed blocks stay in glibc's main heap,
+    and XLA:CPU runs programs in the calling thread, which allocates from that heap.
 
-    Returns ``True`` once the settings are in force (also on later calls), ``False``
-    where they were not applied: ``JAXDL_HOST_MALLOC=system``, or not Linux with glibc.
+    Returns ``True`` once they are in force (also on later calls), ``False`` where they
+    were not made: ``JAXDL_HOST_MALLOC=system``, or not Linux with glibc.
     """
     global _applied
     if _applied:
@@ -59,8 +71,10 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
         return False
-    # One arena: a worker thread's own arena deletes its heap when the heap empties, so
-    # its blocks would come back as fresh pages whatever the other two settings say.
-    settings = ((M_ARENA_MAX, 1), (M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
-    _applied = all(libc.mallopt(parameter, value) == 1 for parameter, value in settings)
-    return _applied
+    if not all(libc.mallopt(parameter, value) == 1
+               for parameter, value in ((M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))):
+        return False
+    if "JAX_CPU_ENABLE_ASYNC_DISPATCH" not in os.environ:
+        jax.config.update("jax_cpu_enable_async_dispatch", False)
+    _applied = True
+    return True

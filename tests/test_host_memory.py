@@ -1,4 +1,5 @@
-"""``jaxdl.host_memory``: malloc keeps freed blocks, so a second step faults no pages in."""
+"""``jaxdl.host_memory``: a program's freed temporaries are reused, so once the heap has
+settled a run faults no pages in."""
 
 import os
 import platform
@@ -9,54 +10,53 @@ import pytest
 
 from jaxdl import host_memory
 
-# Allocate, touch and free a 64 MB block in a worker thread (as XLA:CPU's threads do with a
-# step's temporaries), twice; print the page faults of the second round.
-# Allocate, touch and free a 64 MB block in a worker thread with malloc (as XLA:CPU's
-# threads do with a step's temporaries; NumPy would not do: it asks for huge pages), twice;
-# print the page faults of the second round.
+# A program with a 64 MB temporary of XLA's (the product, which the running sum reads
+# whole), run six times; prints the fewest page faults of the last four runs (the heap
+# takes a run or two to settle) and the dispatch setting.
 SCRIPT = """
-import ctypes, resource, threading
+import resource
+import jax, jax.numpy as jnp
 import jaxdl
 
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-SIZE = 64 * 2**20
+@jax.jit
+def f(a, b):
+    return jnp.cumsum(jnp.tanh(a @ b), axis=0)[-1]
 
-def round_trip():
-    block = libc.malloc(SIZE)
-    ctypes.memset(block, 1, SIZE)
-    libc.free(block)
-
-def faults_of(fn):
+a, b = jnp.ones((8192, 8)), jnp.ones((8, 2048))
+faults = []
+for _ in range(6):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    thread = threading.Thread(target=fn)
-    thread.start()
-    thread.join()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-
-faults_of(round_trip)
-print(faults_of(round_trip))
+    f(a, b).block_until_ready()
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(min(faults[2:]), jax.config.values["jax_cpu_enable_async_dispatch"])
 """
 
 glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="the settings are glibc's")
 
 
-def second_round_faults(setting: str | None) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "JAXDL_HOST_MALLOC"}
-    if setting is not None:
-        env["JAXDL_HOST_MALLOC"] = setting
+def later_runs(**env_settings: str) -> tuple[int, bool]:
+    env = {k: v for k, v in os.environ.items() if k not in ("JAXDL_HOST_MALLOC", "JAX_CPU_ENABLE_ASYNC_DISPATCH")}
+    env.update(env_settings)
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True)
-    return int(out.stdout.split()[-1])
+    faults, async_dispatch = out.stdout.split()[-2:]
+    return int(faults), async_dispatch == "True"
 
 
 @glibc_only
-def test_a_freed_block_is_reused_without_page_faults():
+def test_later_runs_reuse_the_pages_of_earlier_ones():
     pages = 64 * 2**20 // 4096  # 16,384 pages of 4 KiB
-    assert second_round_faults(None) < pages // 20
-    # glibc's defaults give the block back and fault every page in again.
-    assert second_round_faults("system") > pages // 2
+    faults, async_dispatch = later_runs()
+    assert faults < pages // 20 and not async_dispatch
+    # glibc's and JAX's defaults: the block goes back to the kernel and every page faults in again.
+    faults, async_dispatch = later_runs(JAXDL_HOST_MALLOC="system")
+    assert faults > pages // 2 and async_dispatch
+
+
+@glibc_only
+def test_a_dispatch_setting_in_the_environment_is_the_users():
+    _, async_dispatch = later_runs(JAX_CPU_ENABLE_ASYNC_DISPATCH="true")
+    assert async_dispatch
 
 
 def test_opt_out_and_other_platforms_leave_malloc_alone(monkeypatch):
@@ -66,12 +66,3 @@ def test_opt_out_and_other_platforms_leave_malloc_alone(monkeypatch):
     monkeypatch.delenv("JAXDL_HOST_MALLOC")
     monkeypatch.setattr(platform, "libc_ver", lambda *args, **kwargs: ("musl", "1.2"))
     assert host_memory.keep_freed_memory() is False
-
-
-@glibc_only
-def test_the_settings_are_in_force_after_import():
-    import jaxdl  # noqa: F401  (imported by the module above already; named for the reader)
-
-    if os.environ.get("JAXDL_HOST_MALLOC", "").lower() == "system":
-        pytest.skip("JAXDL_HOST_MALLOC=system in this environment")
-    assert host_memory.keep_freed_memory() is True
