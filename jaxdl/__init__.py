@@ -10,10 +10,10 @@ Modules, top to bottom: :mod:`jaxdl.layers` (layers on ``jax.lax``),
 course by its course name), :mod:`jaxdl.summary` (a torchinfo-like table).
 
 Importing jaxdl switches on JAX's persistent compilation cache
-(:mod:`jaxdl.compilation_cache`; ``JAXDL_CACHE_DIR=off`` to leave it off) and sets
-glibc's ``malloc`` to keep the memory XLA:CPU frees after each step for the next one
-(:mod:`jaxdl.host_memory`; ``JAXDL_HOST_MALLOC=system`` to leave it alone). Import
-jaxdl before JAX's first computation for the second to count.
+(:mod:`jaxdl.compilation_cache`; ``JAXDL_CACHE_DIR=off`` to leave it off), and has glibc's
+``malloc`` keep the memory a CPU step frees for the next one, with XLA:CPU running programs
+in the calling thread (:mod:`jaxdl.host_memory`; ``JAXDL_HOST_MALLOC=system`` to leave
+both alone). Import jaxdl before JAX's first computation for the second to count.
 """
 
 from jaxdl import host_memory
