@@ -53,6 +53,11 @@ TRIM_THRESHOLD_BYTES = 1 << 30
 _applied = False
 
 
+def on_glibc() -> bool:
+    """Whether this process runs on Linux with glibc, whose ``malloc`` the settings are for."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def keep_freed_memory() -> bool:
     """Make the settings of the module docstring: freed blocks stay in glibc's main heap,
     and XLA:CPU runs programs in the calling thread, which allocates from that heap.
@@ -65,7 +70,7 @@ def keep_freed_memory() -> bool:
         return True
     if os.environ.get("JAXDL_HOST_MALLOC", "").lower() == "system":
         return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    if not on_glibc():
         return False
     try:
         libc = ctypes.CDLL("libc.so.6")

@@ -31,8 +31,7 @@ for _ in range(6):
 print(min(faults[2:]), jax.config.values["jax_cpu_enable_async_dispatch"])
 """
 
-glibc_only = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                                reason="the settings are glibc's")
+glibc_only = pytest.mark.skipif(not host_memory.on_glibc(), reason="the settings are glibc's")
 
 
 def later_runs(**env_settings: str) -> tuple[int, bool]:
