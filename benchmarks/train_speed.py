@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import resource
@@ -139,8 +140,7 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     state, metrics = train.train_step(state, batches[0])
     jax.block_until_ready(metrics)
     first_step = time.perf_counter() - began  # compiled here: the worker's cache folder starts empty
-    # XLA's count on the program as written: the compiled one hides cuDNN's convolutions in custom calls
-    step_flops = train.train_step.lower(state, batches[0]).cost_analysis()["flops"]
+    step_flops = program_flops(train.train_step, state, batches[0])
     if epoch_path == "fit":
         scan = train.default_scan(state, batches[0], len(loader))  # the path fit() takes for this model here
     else:
@@ -171,6 +171,20 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     return {"first_step_s": first_step, "cached_first_step_s": cached_first_step,
             "train_ips": steps * batch_size / train_s, "eval_ips": len(x_test) / eval_s, "peak_mb": jax_peak_mb(),
             "train_gflops": step_flops * steps / train_s / 1e9, "path": "scan" if scan else "per batch"}
+
+
+def program_flops(jitted, *args) -> float:
+    """XLA's FLOP count of ``jitted(*args)`` as written (NaN if XLA offers none), counted by
+    the CPU backend's analysis whatever device runs it: the GPU plugin has no count before
+    compilation, and the compiled GPU program hides cuDNN's convolutions in custom calls.
+    The program is still traced for the default backend, so its convolution paths are that
+    device's."""
+    import jax
+
+    on_cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_cpu), args)
+    cost = jitted.lower(*shapes).cost_analysis() or {}
+    return cost.get("flops", math.nan)
 
 
 def peak_gflops() -> float:
