@@ -16,6 +16,8 @@ allocator peak on a GPU);
 for jaxdl also the FLOP/s its train step achieves (XLA's count of the lowered step's FLOPs) against
 the peak of a large matmul on the same machine.
 Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown, row by row.
+``--repeats N`` runs each pair N times, alternating, and reports each figure's median, with
+the range of the N per-pair ratios beside the ratio of the medians.
 jaxdl runs as imported, its malloc settings included (``jaxdl.host_memory``); PyTorch
 with glibc's defaults, as the course runs it (``--torch-malloc keep`` gives it jaxdl's).
 
@@ -34,6 +36,7 @@ import math
 import os
 import pathlib
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -309,6 +312,21 @@ def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def medians(runs: list[dict]) -> dict:
+    """Each numeric figure's median over ``runs`` of one framework (the path, a word, from the first)."""
+    return {key: (statistics.median(run[key] for run in runs) if isinstance(value, (int, float)) else value)
+            for key, value in runs[0].items()}
+
+
+def ratio_range(pairs: list[tuple[dict, dict]], key: str) -> str:
+    """`` (lo-hi)``: the range of jaxdl/PyTorch ratios of ``key`` over alternating pairs of
+    runs, or nothing for a single pair."""
+    if len(pairs) < 2:
+        return ""
+    ratios = [j[key] / t[key] for j, t in pairs]
+    return f" ({min(ratios):.2f}–{max(ratios):.2f})"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="all", help="comma-separated course model names")
@@ -330,9 +348,14 @@ def main() -> None:
     parser.add_argument("--torch-malloc", choices=("system", "keep"), default="system",
                         help="PyTorch's malloc: glibc's defaults, as the course runs (default), or the settings "
                              "jaxdl makes when imported (jaxdl.host_memory), for a like-for-like comparison")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="run each framework this many times per row, alternating, and print the medians "
+                             "with the range of the per-pair ratios (this machine's speed drifts between processes)")
     parser.add_argument("--worker", nargs=7, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV", "LAYOUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.worker:
         framework, model, batch, examples, epoch_path, conv_path, torch_layout = args.worker
         if framework == "info":
@@ -365,7 +388,9 @@ def main() -> None:
              + (f"; jaxdl convolutions forced {args.conv}" if args.conv != "auto" else "")
              + ("; PyTorch in channels_last" if args.torch_layout == "channels_last" else
                 "; PyTorch's batches NCHW as the course's DataLoader makes them")
-             + ("; PyTorch with jaxdl's malloc settings" if args.torch_malloc == "keep" else "") + ".",
+             + ("; PyTorch with jaxdl's malloc settings" if args.torch_malloc == "keep" else "")
+             + (f"; medians of {args.repeats} alternating runs each, the per-pair ratios' range in brackets"
+                if args.repeats > 1 else "") + ".",
              "", header, "|" + "---|" * 14]
     out = args.out or ROOT / "benchmarks" / f"train_speed_{info['backend']}.md"
     out.write_text("\n".join(lines) + "\n")  # and a row at a time, so that a cut-off run keeps what it measured
@@ -376,12 +401,15 @@ def main() -> None:
         for batch in dict.fromkeys(sizes):
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
-            j, t = (measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv, args.torch_layout,
-                            args.torch_malloc)
-                    for framework in ("jaxdl", "torch"))
+            pairs = [tuple(measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv,
+                                   args.torch_layout, args.torch_malloc) for framework in ("jaxdl", "torch"))
+                     for _ in range(args.repeats)]
+            j, t = (medians([pair[i] for pair in pairs]) for i in (0, 1))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
-                    f"**{j['train_ips'] / t['train_ips']:.2f}x** | {j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "
-                    f"{j['eval_ips'] / t['eval_ips']:.2f}x | {j['first_step_s']:.2f} / {j['cached_first_step_s']:.2f} | "
+                    f"**{j['train_ips'] / t['train_ips']:.2f}x**{ratio_range(pairs, 'train_ips')} | "
+                    f"{j['eval_ips']:,.0f} | {t['eval_ips']:,.0f} | "
+                    f"{j['eval_ips'] / t['eval_ips']:.2f}x{ratio_range(pairs, 'eval_ips')} | "
+                    f"{j['first_step_s']:.2f} / {j['cached_first_step_s']:.2f} | "
                     f"{t['first_step_s']:.3f} | "
                     f"{j['peak_mb']:,.0f} | {t['peak_mb']:,.0f} | "
                     f"{j['train_gflops']:.1f} ({j['train_gflops'] / peak:.0%}) | {j['path']} |")
