@@ -16,7 +16,10 @@ what training needs: the kernel gradient, and the input gradient for every layer
 model's first, whose input is the data. Everything is compiled as the library compiles it (``jaxdl.compiler.jit``);
 one more column times ``lax`` with XLA's default options, the evidence for
 ``jaxdl.compiler.CPU_COMPILER_OPTIONS``. This is the evidence behind
-``jaxdl.conv.conv2d_auto``'s choice, which the last column shows.
+``jaxdl.conv.conv2d_auto``'s choice, which the last columns show with its own time (on CPU
+a ``lax`` layer's kernel gradient summed over batch chunks, ``conv.kernel_grad_chunks``, and a
+packed first layer's taken unpacked). A layer alone reads its input from memory, where in a
+model it comes out of a fusion: whole train steps (``train_speed.py``) have the last word.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from jaxdl import compiler, conv, models
 from jaxdl.layers import Conv2D
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from train_speed import SETTINGS  # noqa: E402  (course batch sizes)
+from train_speed import SETTINGS, cpu_name  # noqa: E402  (course batch sizes; the processor's name)
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -102,8 +105,9 @@ def course_conv_layers() -> list[tuple[str, tuple, dict]]:
 
 def layer_table() -> list[str]:
     lines = ["| model | input (NHWC) | kernel | stride, padding | gradients | lax fwd+bwd | lax, XLA's default options "
-             "| im2col fwd+bwd | im2col/lax | packed fwd+bwd (pixels) | packed/lax | planes fwd+bwd | conv2d_auto |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| im2col fwd+bwd | im2col/lax | packed fwd+bwd (pixels) | packed/lax | planes fwd+bwd | conv2d_auto | "
+             "conv2d_auto fwd+bwd | auto/lax |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, shape, layer in course_conv_layers():
         kh, kw = layer["kernel"]
         padding, stride = layer["padding"], layer["strides"]
@@ -124,17 +128,22 @@ def layer_table() -> list[str]:
             steps.append(fwd_bwd(lambda x, w, stride, padding: conv.conv2d_packed(x, w, padding, pack)))
         if choice == "planes":  # timed only where the rule takes it
             steps.append(fwd_bwd(lambda x, w, stride, padding: conv.conv2d_planes(x, w, padding)))
+        steps.append(fwd_bwd(conv.conv2d_auto))  # the choice as Conv2D runs it (chunked kernel gradients included)
         times = [[] for _ in steps]
         for _ in range(3):  # alternate, so that noise falls on all
             for step, t in zip(steps, times):
                 t.append(best_time(step, x, w, repeats=2))
         best = [min(t) for t in times]
+        auto_best = best.pop()
         lax_best, default_best, im2col_best = best[:3]
         packed = f"{fmt(best[3])} (x{pack}) | {best[3] / lax_best:.2f}" if len(best) > 3 else "— | —"
         planes = fmt(best[-1]) if choice == "planes" else "—"
+        chunks = conv.kernel_grad_chunks(shape) if choice == "lax" else 1
+        choice += f", kernel gradient in {chunks} chunks" if chunks > 1 else ""
         lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {stride}, {padding} | "
                      f"{'kernel' if layer['first'] else 'input, kernel'} | {fmt(lax_best)} | {fmt(default_best)} | "
-                     f"{fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {packed} | {planes} | {choice} |")
+                     f"{fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {packed} | {planes} | {choice} | "
+                     f"{fmt(auto_best)} | {auto_best / lax_best:.2f} |")
         print(lines[-1], flush=True)
     return lines
 
@@ -144,7 +153,8 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "lesson", "layers"), default="all")
     parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/conv_speed_<backend>.md)")
     args = parser.parse_args()
-    lines = [f"Device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}", ""]
+    device = cpu_name() if jax.default_backend() == "cpu" else jax.devices()[0].device_kind
+    lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}", ""]
     print(lines[0], flush=True)
     if args.part in ("all", "lesson"):
         lines += ["The lesson's convolution, forward only:", "", *lesson_table(), ""]

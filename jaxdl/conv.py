@@ -27,6 +27,7 @@ flipped.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Union
@@ -226,6 +227,50 @@ def conv2d(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> jnp.n
     )
 
 
+def conv2d_chunked_kernel_grad(images, kernels, stride=1, padding: Padding = 0, dilation=1,
+                               chunks: int = 2) -> jnp.ndarray:
+    """:func:`conv2d`, whose kernel gradient is summed over ``chunks`` slices of the batch
+    (as equal as the batch allows); values and input gradient are :func:`conv2d`'s.
+
+    XLA:CPU's kernel gradient reads the layer's input transposed to ``(C, H, W, N)``, a
+    copy that gathers every value from a different cache line and, where the input comes
+    out of a fusion (a BatchNorm and a ReLU), recomputes it there. Over the whole batch
+    that copy streams the input from memory once per channel; a slice of a few MiB stays
+    in cache. MNISTBatchNormCNN's train step, chunked by :func:`kernel_grad_chunks` against
+    whole (two cores, in one process alternating): 0.94-0.95 of the time at batch 120
+    (three chunks of its 28x28x32 inputs), 0.89 at 256; one chunk through the same code 1.01.
+    """
+    images, kernels = jnp.asarray(images), jnp.asarray(kernels)
+    strides, dilation, pads, _ = _prepare(images, kernels, stride, padding, dilation)
+    if not isinstance(chunks, (int, np.integer)) or not 1 <= chunks <= images.shape[0]:
+        raise ValueError(f"chunks must be an int from 1 to the batch size {images.shape[0]}, got {chunks!r}")
+    pads = tuple(tuple(int(p) for p in side) for side in pads)
+    return _conv_chunked_kernel_grad(images, kernels, strides, pads, dilation, int(chunks))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4, 5))
+def _conv_chunked_kernel_grad(images, kernels, strides, pads, dilation, chunks):
+    return conv2d(images, kernels, strides, pads, dilation)
+
+
+def _conv_chunked_kernel_grad_fwd(images, kernels, strides, pads, dilation, chunks):
+    return conv2d(images, kernels, strides, pads, dilation), (images, kernels)
+
+
+def _conv_chunked_kernel_grad_bwd(strides, pads, dilation, chunks, residuals, grad_out):
+    images, kernels = residuals
+    _, images_vjp = jax.vjp(lambda x: conv2d(x, kernels, strides, pads, dilation), images)
+    bounds = np.linspace(0, images.shape[0], chunks + 1).round().astype(int)
+    kernel_grad = 0
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        _, chunk_vjp = jax.vjp(lambda k: conv2d(images[start:stop], k, strides, pads, dilation), kernels)
+        kernel_grad = kernel_grad + chunk_vjp(grad_out[start:stop])[0]
+    return images_vjp(grad_out)[0], kernel_grad
+
+
+_conv_chunked_kernel_grad.defvjp(_conv_chunked_kernel_grad_fwd, _conv_chunked_kernel_grad_bwd)
+
+
 def conv2d_planes(images, kernels, padding: Padding = 0) -> jnp.ndarray:
     """A stride-1 convolution to very few channels, as a sum of shifted image planes
     times kernel taps -- ``kh * kw * C_in * C_out`` multiply-adds per output pixel, each
@@ -326,15 +371,28 @@ def conv2d_packed(images, kernels, padding: Padding = 0, pack: int = 2) -> jnp.n
     TinyVGG b32 42.7 -> 20.6 ms, V2 b32 6.8 -> 5.3. From 16 channels on it gains nothing
     (16 -> 16 alone: 3.72 -> 3.61 ms), and MNISTBatchNormCNN's 32- and 64-channel layers
     take 1.4-1.6x longer, hence :func:`packing`'s bounds.
-    Gradients are ``lax``'s through the reshapes. Any width: an output row that does not
-    divide by ``pack`` is computed a little wider and cut.
+    Gradients are ``lax``'s through the reshapes, but for a small patch
+    (``kh * kw * C_in <= IM2COL_MAX_PATCH``: first layers) the kernel gradient is ``lax``'s of
+    the unpacked convolution (:func:`_packed_plain_kernel_grad`). Any width: an output row
+    that does not divide by ``pack`` is computed a little wider and cut.
     """
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
     _check_conv_inputs(images, kernels)
     if not isinstance(pack, (int, np.integer)) or pack < 1:
         raise ValueError(f"pack must be a positive int, got {pack!r}")
-    _, _, ((top, bottom), (left, _)), (oh, ow) = _prepare(images, kernels, 1, padding, 1)
+    pads = tuple(tuple(int(p) for p in side) for side in _prepare(images, kernels, 1, padding, 1)[2])
+    kh, kw, cin, _ = kernels.shape
+    if kh * kw * cin <= IM2COL_MAX_PATCH:
+        return _packed_plain_kernel_grad(images, kernels, pads, pack)
+    return _packed(images, kernels, pads, pack)
+
+
+def _packed(images, kernels, pads, pack: int) -> jnp.ndarray:
+    """:func:`conv2d_packed` with explicit ``((top, bottom), (left, right))`` padding."""
+    ((top, bottom), (left, right)) = pads
     n, h, w, cin = images.shape
+    kh, kw = kernels.shape[:2]
+    oh, ow = h + top + bottom - kh + 1, w + left + right - kw + 1
     kernel = packed_kernels(kernels, pack)
     blocks = kernel.shape[1]  # packed input columns one packed output column reads
     out_columns = -(-ow // pack)
@@ -345,6 +403,37 @@ def conv2d_packed(images, kernels, padding: Padding = 0, pack: int = 2) -> jnp.n
     out = lax.conv_general_dilated(packed, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     out = out.reshape(n, oh, out_columns * pack, kernels.shape[3])
     return out if out_columns * pack == ow else out[:, :, :ow]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _packed_plain_kernel_grad(images, kernels, pads, pack: int) -> jnp.ndarray:
+    """:func:`_packed`, whose kernel gradient is that of the unpacked convolution.
+
+    XLA:CPU's kernel gradient reads the output gradient in ``(H, W, N, C)`` order. For the
+    packed convolution that is the gradient *packed* -- ``(H, W / pack, N, pack * O)``,
+    a reshape -- and where the gradient comes out of a fusion (a BatchNorm's backward pass
+    after MNISTBatchNormCNN's first layer) XLA recomputes it inside that copy, whose loop
+    through the reshape ran 5.4 ms against 1.0 ms for the same copy unpacked (one core,
+    120x28x28x32). With few input channels the unpacked kernel gradient is cheap, since its
+    other operand, the image transposed to ``(C, H, W, N)``, is small: MNISTBatchNormCNN's
+    first layer 6.5 -> 2.0 ms a step on one core, the whole step 0.92-0.98 of its time (two
+    cores, in one process alternating); the other packed first layers unchanged.
+    """
+    return _packed(images, kernels, pads, pack)
+
+
+def _packed_plain_kernel_grad_fwd(images, kernels, pads, pack):
+    return _packed(images, kernels, pads, pack), (images, kernels)
+
+
+def _packed_plain_kernel_grad_bwd(pads, pack, residuals, grad_out):
+    images, kernels = residuals
+    _, images_vjp = jax.vjp(lambda x: _packed(x, kernels, pads, pack), images)
+    _, kernels_vjp = jax.vjp(lambda k: conv2d(images, k, 1, pads), kernels)
+    return images_vjp(grad_out)[0], kernels_vjp(grad_out)[0]
+
+
+_packed_plain_kernel_grad.defvjp(_packed_plain_kernel_grad_fwd, _packed_plain_kernel_grad_bwd)
 
 
 PLANES_MAX_OUT_CHANNELS = 2
@@ -441,6 +530,26 @@ def uses_im2col(kernels_shape, stride=1, backend: str | None = None, images_shap
     return False
 
 
+KERNEL_GRAD_CHUNK_BYTES = 4 * 2**20
+"""On CPU, :func:`conv2d_auto` sums the kernel gradient of a convolution it runs by ``lax``
+over batch chunks of at most this many bytes of input (:func:`kernel_grad_chunks`):
+MNISTBatchNormCNN's train step at batch 256 took 0.89 of its time in chunks of 32 images
+(3.2 MiB of 28x28x32), 0.93 in chunks of 64."""
+
+
+def kernel_grad_chunks(images_shape, dtype=jnp.float32, backend: str | None = None) -> int:
+    """Over how many batch chunks :func:`conv2d_auto` sums a ``lax`` convolution's kernel
+    gradient (:func:`conv2d_chunked_kernel_grad`): enough that each holds at most
+    :data:`KERNEL_GRAD_CHUNK_BYTES` of input, on CPU, where it was measured; 1 elsewhere
+    (a GPU's and a TPU's convolutions do not make that transposed copy through the host
+    caches: reasoned, not measured)."""
+    if (backend or jax.default_backend()) != "cpu":
+        return 1
+    image_bytes = math.prod(images_shape[1:]) * np.dtype(dtype).itemsize
+    per_chunk = max(1, KERNEL_GRAD_CHUNK_BYTES // max(image_bytes, 1))
+    return max(1, -(-images_shape[0] // per_chunk))
+
+
 def conv_algorithm(images_shape, kernels_shape, stride=1, dilation=1) -> str:
     """Which way :func:`conv2d_auto` convolves here: ``"planes"`` where :func:`uses_planes`
     says so, ``"packed4"`` / ``"packed2"`` where :func:`packing` packs rows by 4 or 2,
@@ -457,8 +566,10 @@ def conv_algorithm(images_shape, kernels_shape, stride=1, dilation=1) -> str:
 
 def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> jnp.ndarray:
     """The convolution :class:`jaxdl.layers.Conv2D` runs: :func:`conv2d_planes`,
-    :func:`conv2d_im2col` or :func:`conv2d`, as :func:`conv_algorithm` picks. All give the
-    same result to float tolerance, so the choice only changes the speed."""
+    :func:`conv2d_packed`, :func:`conv2d_im2col` or :func:`conv2d`, as :func:`conv_algorithm`
+    picks, the last with its kernel gradient summed over batch chunks on CPU
+    (:func:`kernel_grad_chunks`). All give the same result to float tolerance, so the
+    choice only changes the speed."""
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
     algorithm = conv_algorithm(images.shape, kernels.shape, stride, dilation) if images.ndim == kernels.ndim == 4 else "lax"
     if algorithm == "planes":
@@ -467,4 +578,7 @@ def conv2d_auto(images, kernels, stride=1, padding: Padding = 0, dilation=1) -> 
         return conv2d_packed(images, kernels, padding, int(algorithm[len("packed"):]))
     if algorithm == "im2col":
         return conv2d_im2col(images, kernels, stride, padding, dilation)
+    chunks = kernel_grad_chunks(images.shape, images.dtype) if images.ndim == 4 else 1
+    if chunks > 1:
+        return conv2d_chunked_kernel_grad(images, kernels, stride, padding, dilation, chunks)
     return conv2d(images, kernels, stride, padding, dilation)

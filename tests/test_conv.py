@@ -90,7 +90,7 @@ def test_auto_takes_planes_for_one_or_two_output_channels_on_cpu():
 
 @pytest.mark.parametrize("pack", [1, 2, 3, 4])
 @pytest.mark.parametrize("padding", [0, 1, ((1, 0), (2, 1)), "SAME"])
-@pytest.mark.parametrize("kernel", [(3, 3, 3, 5), (2, 4, 1, 3)])
+@pytest.mark.parametrize("kernel", [(3, 3, 3, 5), (2, 4, 1, 3), (3, 3, 8, 2)])  # the last: patch > IM2COL_MAX_PATCH
 def test_packed_has_the_values_and_gradients_of_lax(pack, padding, kernel):
     # widths 9 and 8 with these kernels and paddings give rows that pack evenly and rows that do not
     images = jax.random.normal(jax.random.key(0), (2, 7, 9 if pack != 2 else 8, kernel[2]))
@@ -101,6 +101,65 @@ def test_packed_has_the_values_and_gradients_of_lax(pack, padding, kernel):
              for f in (lambda x, w: conv.conv2d_packed(x, w, padding, pack), lambda x, w: conv.conv2d(x, w, 1, padding))]
     for packed, reference in zip(*grads):
         np.testing.assert_allclose(packed, reference, rtol=1e-4, atol=1e-4)
+
+
+def test_packed_first_layer_has_lax_second_order_gradients():
+    # a small patch takes its kernel gradient from the unpacked convolution (a custom VJP):
+    # gradients of gradients must still be lax's
+    images = jax.random.normal(jax.random.key(0), (2, 6, 8, 1))
+    kernels = jax.random.normal(jax.random.key(1), (3, 3, 1, 4))
+
+    def grad_norm(conv_fn):
+        kernel_grad = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv_fn(x, w))))
+        return jax.grad(lambda w, x: jnp.sum(kernel_grad(w, x) ** 2), argnums=(0, 1))
+
+    packed = grad_norm(lambda x, w: conv.conv2d_packed(x, w, 1, 2))(kernels, images)
+    reference = grad_norm(lambda x, w: conv.conv2d(x, w, 1, 1))(kernels, images)
+    for got, want in zip(packed, reference):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("chunks", [1, 2, 3, 7])
+@pytest.mark.parametrize("stride, padding", [(1, 1), (2, 0)])
+def test_chunked_kernel_grad_has_the_values_and_gradients_of_lax(chunks, stride, padding):
+    images = jax.random.normal(jax.random.key(0), (7, 6, 5, 3))  # 7 images: chunks of unequal sizes
+    kernels = jax.random.normal(jax.random.key(1), (3, 3, 3, 4))
+    chunked = lambda x, w: conv.conv2d_chunked_kernel_grad(x, w, stride, padding, 1, chunks)  # noqa: E731
+    plain = lambda x, w: conv.conv2d(x, w, stride, padding)  # noqa: E731
+    np.testing.assert_allclose(chunked(images, kernels), plain(images, kernels), rtol=1e-5, atol=1e-5)
+    grads = [jax.grad(lambda x, w: jnp.sum(jnp.sin(f(x, w))), argnums=(0, 1))(images, kernels) for f in (chunked, plain)]
+    for got, want in zip(*grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    second = [jax.grad(lambda w: jnp.sum(jax.grad(lambda w_: jnp.sum(jnp.sin(f(images, w_))))(w) ** 2))(kernels)
+              for f in (chunked, plain)]
+    np.testing.assert_allclose(*second, rtol=1e-4, atol=1e-4)
+
+
+def test_chunked_kernel_grad_rejects_bad_chunks():
+    with pytest.raises(ValueError, match="chunks must be an int from 1 to the batch size 2, got 3"):
+        conv.conv2d_chunked_kernel_grad(jnp.zeros((2, 5, 5, 1)), jnp.zeros((3, 3, 1, 1)), chunks=3)
+
+
+def test_kernel_grad_chunks_hold_a_few_mib_of_input_on_cpu():
+    per_chunk = conv.KERNEL_GRAD_CHUNK_BYTES // (28 * 28 * 32 * 4)   # 41 of MNISTBatchNormCNN's 28x28x32 inputs
+    assert conv.kernel_grad_chunks((120, 28, 28, 32), backend="cpu") == -(-120 // per_chunk) == 3
+    assert conv.kernel_grad_chunks((120, 14, 14, 32), backend="cpu") == 1
+    assert conv.kernel_grad_chunks((1, 512, 512, 64), backend="cpu") == 1   # one image bigger than a chunk
+    assert conv.kernel_grad_chunks((120, 28, 28, 32), backend="gpu") == 1
+
+
+def test_auto_chunks_the_kernel_gradient_of_large_lax_convolutions(monkeypatch):
+    monkeypatch.setattr(conv, "KERNEL_GRAD_CHUNK_BYTES", 2 * 8 * 8 * 32 * 4)  # two images a chunk
+    images = jax.random.normal(jax.random.key(0), (5, 8, 8, 32))
+    kernels = jax.random.normal(jax.random.key(1), (3, 3, 32, 32)) * 0.1
+    assert conv.conv_algorithm(images.shape, kernels.shape) == "lax"
+    kernel_grad = jax.jit(jax.grad(lambda w: jnp.sum(jnp.sin(conv.conv2d_auto(images, w, 1, 1)))))
+    program = kernel_grad.lower(kernels).compile().as_text()
+    on_cpu = jax.default_backend() == "cpu"
+    assert program.count(" convolution(") == (1 + 3 if on_cpu else 2)  # forward, then 3 chunks of 2, 2 and 1 images
+    got = kernel_grad(kernels)
+    want = jax.grad(lambda w: jnp.sum(jnp.sin(conv.conv2d(images, w, 1, 1))))(kernels)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
 def test_packed_kernels_put_each_tap_where_its_pixel_reads():
