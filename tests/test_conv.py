@@ -162,6 +162,26 @@ def test_auto_chunks_the_kernel_gradient_of_large_lax_convolutions(monkeypatch):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("shape, kernel, stride, padding", [
+    ((3, 13, 11, 2), (3, 3, 2, 4), 2, 1),        # SimpleCNN-like, odd sizes
+    ((2, 9, 8, 2), (2, 3, 2, 3), 3, (1, 2)),      # stride above the kernel height
+    ((2, 9, 8, 2), (5, 5, 2, 3), (2, 3), 2),      # kernel over twice the stride
+])
+def test_strided_im2col_has_lax_gradients_of_both_orders(shape, kernel, stride, padding):
+    # a strided im2col's input gradient is gathered phase by phase (a custom VJP)
+    images = jax.random.normal(jax.random.key(0), shape)
+    kernels = jax.random.normal(jax.random.key(1), kernel)
+
+    def grads(conv_fn):
+        loss = lambda x, w: jnp.sum(jnp.sin(conv_fn(x, w, stride, padding)))  # noqa: E731
+        first = jax.grad(loss, argnums=(0, 1))(images, kernels)
+        second = jax.grad(lambda x: jnp.sum(jax.grad(loss)(x, kernels) ** 2))(images)
+        return (*first, second)
+
+    for got, want in zip(grads(conv.conv2d_im2col), grads(conv.conv2d)):  # float32 sums in another order
+        np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-3)
+
+
 def test_packed_kernels_put_each_tap_where_its_pixel_reads():
     kernels = np.arange(3 * 3 * 2 * 5, dtype=np.float32).reshape(3, 3, 2, 5) + 1
     pack, (kh, kw, cin, cout) = 2, kernels.shape
