@@ -17,7 +17,8 @@ patches; on a GPU: small convolutions, whose patch matrix is small), ``lax`` eve
 else; and on CPU two ways of its own for stride 1: a convolution of few channels (the
 course's 10-channel layers, first layers on 1- or 3-channel images) runs by ``lax`` with
 neighbouring pixels packed into the channels (:func:`conv2d_packed`), one to one or two
-channels as a sum of shifted planes (:func:`conv2d_planes`).
+channels as a sum of shifted planes (:func:`conv2d_planes`); and the big ones by ``lax``
+with the kernel gradient summed over batch chunks (:func:`conv2d_chunked_kernel_grad`).
 
 Layout: images are NHWC (batch, height, width, channels) and kernels HWIO
 (height, width, in channels, out channels), the layouts XLA prefers on GPU and TPU.
@@ -223,8 +224,8 @@ def _strided_patches(x, kernel_hw, strides, out_hw) -> jnp.ndarray:
     tap ``(i, j)`` only ever lands in phase ``(i mod s, j mod s)``, shifted by
     ``(i // s, j // s)``, so each phase is a sum of plain shifted pads -- four terms a pixel
     for 3x3 at stride 2, no interior padding. SimpleCNN's train step (five strided 3x3
-    layers) 0.90-0.91 of its time, FashionCNN's and the autoencoder's 0.98-0.99 (two
-    cores, the library against the old code in one process, alternating).
+    layers) 0.90-0.93 of its time in four comparisons, FashionCNN's and the autoencoder's
+    0.98-0.99 (two cores, the library against the old code in one process, alternating).
     """
     return _patches(x, kernel_hw, strides, (1, 1), out_hw)
 
@@ -470,8 +471,9 @@ def _packed_plain_kernel_grad(images, kernels, pads, pack: int) -> jnp.ndarray:
     through the reshape ran 5.4 ms against 1.0 ms for the same copy unpacked (one core,
     120x28x28x32). With few input channels the unpacked kernel gradient is cheap, since its
     other operand, the image transposed to ``(C, H, W, N)``, is small: MNISTBatchNormCNN's
-    first layer 6.5 -> 2.0 ms a step on one core, the whole step 0.92-0.98 of its time (two
-    cores, in one process alternating); the other packed first layers unchanged.
+    first layer 6.5 -> 2.0 ms a step on one core, the whole step 1.01-1.13x faster in five
+    comparisons, median 1.08x (two cores, in one process alternating); the other packed
+    first layers (a ReLU after them) unchanged.
     """
     return _packed(images, kernels, pads, pack)
 
