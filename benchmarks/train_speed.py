@@ -217,7 +217,8 @@ def cpu_name() -> str:
         return "cpu"
     if "model name" not in fields:
         return "cpu"
-    vector = "AVX-512" if "avx512f" in fields.get("flags", "").split() else "AVX2" if "avx2" in fields.get("flags", "") else ""
+    flags = fields.get("flags", "").split()
+    vector = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
     return (f"{fields['model name']} (family {fields.get('cpu family', '?')}, model {fields.get('model', '?')}"
             + (f", {vector}" if vector else "") + f", {os.cpu_count()} cores)")
 

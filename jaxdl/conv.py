@@ -299,7 +299,6 @@ def conv2d_chunked_kernel_grad(images, kernels, stride=1, padding: Padding = 0, 
     strides, dilation, pads, _ = _prepare(images, kernels, stride, padding, dilation)
     if not isinstance(chunks, (int, np.integer)) or not 1 <= chunks <= images.shape[0]:
         raise ValueError(f"chunks must be an int from 1 to the batch size {images.shape[0]}, got {chunks!r}")
-    pads = tuple(tuple(int(p) for p in side) for side in pads)
     return _conv_chunked_kernel_grad(images, kernels, strides, pads, dilation, int(chunks))
 
 
@@ -435,7 +434,7 @@ def conv2d_packed(images, kernels, padding: Padding = 0, pack: int = 2) -> jnp.n
     _check_conv_inputs(images, kernels)
     if not isinstance(pack, (int, np.integer)) or pack < 1:
         raise ValueError(f"pack must be a positive int, got {pack!r}")
-    pads = tuple(tuple(int(p) for p in side) for side in _prepare(images, kernels, 1, padding, 1)[2])
+    pads = _prepare(images, kernels, 1, padding, 1)[2]  # pairs of ints: hashable, for the custom VJP
     kh, kw, cin, _ = kernels.shape
     if kh * kw * cin <= IM2COL_MAX_PATCH:
         return _packed_plain_kernel_grad(images, kernels, pads, pack)
