@@ -13,7 +13,9 @@ from jaxdl.data import make_circles, train_test_split
 from jaxdl.models import CircleModelV0, CircleModelV1, CircleModelV2
 
 cfg = experiment.parse_args("circles", epochs=1000, lr=0.1, optimizer="sgd", description=__doc__,
-                            extra_args=[("--epochs-v0", {"type": int, "default": 100, "help": "epochs for V0"})])
+                            extra_args=[("--epochs-v0", {"type": experiment.positive_int, "default": 100,
+                                                         "help": "epochs for V0"})],
+                            may_change=["epochs_v0"])
 exp = experiment.Experiment(cfg)
 
 # Data: 1000 points on two noisy circles, 80% train / 20% test

@@ -21,7 +21,8 @@ cfg = experiment.parse_args(
     "custom_images", epochs=5, batch_size=32, lr=1e-3, optimizer="adam", description=__doc__,
     extra_args=[("--images", {"help": "folder with train/ and test/ class folders (default: a stand-in)"}),
                 ("--image", {"help": "one image file to predict on"}),
-                ("--image-size", {"type": int, "default": 64})])
+                ("--image-size", {"type": experiment.positive_int, "default": 64})],
+    may_change=["image"])
 exp = experiment.Experiment(cfg)
 size = (cfg.extra["image_size"],) * 2
 
@@ -29,14 +30,14 @@ root = cfg.extra["images"]
 if root is None:  # the stand-in: footwear from Fashion-MNIST as a small RGB photo folder
     root = exp.path("images")
     if not (root / "test").exists():  # Sandal, Sneaker, Ankle boot
-        data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir), root, classes=(5, 7, 9),
+        data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir, offline=cfg.offline or None), root, classes=(5, 7, 9),
                                  per_class={"train": 75, "test": 25}, size=size)
     print(f"using the stand-in image folder {root}")
 root = pathlib.Path(root)
 data.walk_through_dir(root)
-train_folder, test_folder = data.ImageFolder(root / "train", size), data.ImageFolder(root / "test", size)
+train_folder, test_folder = data.image_folder_splits(root, size)
 train_set, test_set = train_folder.load(), test_folder.load()
-if cfg.examples:
+if cfg.examples is not None:
     train_set, test_set = train_set.take(cfg.examples), test_set.take(max(cfg.examples // 5, 1))
 classes = train_folder.classes
 plots.display_random_images(train_set.images, train_set.labels, classes, jax.random.fold_in(exp.key, 0), n=5,

@@ -12,8 +12,9 @@ from jaxdl.data import make_linear
 from jaxdl.models import LinearRegressionModel, LinearRegressionModelV2
 
 cfg = experiment.parse_args("linear_regression", epochs=200, lr=0.01, optimizer="sgd", description=__doc__,
-                            extra_args=[("--epochs-v2", {"type": int, "default": 1000,
-                                                         "help": "epochs for LinearRegressionModelV2"})])
+                            extra_args=[("--epochs-v2", {"type": experiment.positive_int, "default": 1000,
+                                                         "help": "epochs for LinearRegressionModelV2"})],
+                            may_change=["epochs_v2"])
 exp = experiment.Experiment(cfg)
 
 # Data: X from 0 to 1 in steps of 0.02, y = 0.7 X + 0.3; the first 80% train, the rest test

@@ -9,7 +9,9 @@ from jaxdl import experiment, plots
 from jaxdl.models import MNISTMLP, MNISTOneConv, MNISTTwoConv
 
 cfg = experiment.parse_args("mnist_mlp_to_cnn", epochs=3, batch_size=64, lr=0.01, optimizer="sgd",
-                            description=__doc__, extra_args=[("--long-epochs", {"type": int, "default": 10})])
+                            description=__doc__, may_change=["long_epochs"],
+                            extra_args=[("--long-epochs", {"type": experiment.positive_int, "default": 10,
+                                                           "help": "epochs for the last model"})])
 exp = experiment.Experiment(cfg)
 
 mnist = exp.load("mnist")

@@ -18,6 +18,6 @@ for run in "${runs[@]}"; do
   python3 "experiments/$script.py" $args --workdir "runs/$name" --overwrite 2>&1 | tee "runs/$name.log" \
     | grep -v -e '^W0000' -e '^I0000'
   mkdir -p "experiments/results/$name"
-  cp "runs/$name"/*.json "runs/$name"/*.png "experiments/results/$name/" 2>/dev/null || true
+  cp "runs/$name"/results.json "runs/$name"/*.png "experiments/results/$name/" 2>/dev/null || true
   grep -v -e '^W0000' -e '^I0000' -e 'batch/s' "runs/$name.log" > "experiments/results/$name/output.txt" || true
 done

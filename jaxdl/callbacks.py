@@ -10,8 +10,10 @@ Learner then announces ``after_cancel_batch`` / ``_epoch`` / ``_fit``.
 
 A callback sees the Learner: ``learner.state`` (the :class:`~jaxdl.train.TrainState`),
 ``learner.epoch``, ``learner.batch``, ``learner.step_metrics`` (this epoch's per-batch
-metric sums, still on the device), ``learner.train_metrics`` / ``eval_metrics`` (after
-an epoch) and ``learner.history``.
+metric sums, still on the device), ``learner.epoch_sums`` (those sums added up on the
+host), ``learner.train_metrics`` / ``eval_metrics`` (after an epoch) and
+``learner.history``. ``after_fit`` runs however the fit ends; ``learner.error`` is then
+the exception that ended it, or ``None``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import train as T
+from jaxdl.files import atomic_path
 
 EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit",
           "after_cancel_batch", "after_cancel_epoch", "after_cancel_fit")
@@ -68,9 +71,14 @@ class Learner:
         self.batch: dict | None = None
         self.batch_index = 0
         self.step_metrics: list[T.Metrics] = []
-        self.carried_sums: T.Metrics | None = None  # this epoch's sums from before a resume
+        self.carried_sums: dict[str, float] | None = None  # this epoch's sums from before a resume
+        self._sums: dict[str, float] | None = None  # carried_sums plus step_metrics[:_summed]
+        self._summed = self._steps_summed = 0
+        self._epoch_begin = 0  # the step this epoch's step_metrics start after
+        self.first_nonfinite_step: int | None = None  # this epoch's first step with a non-finite loss
         self.train_metrics: dict[str, float] = {}
         self.eval_metrics: dict[str, float] = {}
+        self.error: BaseException | None = None
 
     def __call__(self, event: str) -> None:
         for cb in self.callbacks:
@@ -83,24 +91,42 @@ class Learner:
         return len(self.train_data)
 
     @property
-    def epoch_sums(self) -> T.Metrics | None:
-        """This epoch's metric sums so far (one device reduction over the batches)."""
-        sums = self.carried_sums
-        if self.step_metrics:
+    def epoch_sums(self) -> dict[str, float] | None:
+        """This epoch's metric sums so far, on the host.
+
+        The batches' sums come from the device in one transfer and are added one at a
+        time, in step order, in float64, onto the sums carried over a resume: a run
+        resumed mid-epoch adds exactly the numbers an uninterrupted one adds, in the
+        same order, so its epoch metrics agree to the last digit.
+        """
+        new = self.step_metrics[self._summed:]
+        if new:
             # entries are one batch's sums (scalars) or a scanned epoch's per-step sums (vectors)
-            stacked = jax.tree.map(lambda *xs: jnp.sum(jnp.concatenate([jnp.atleast_1d(x) for x in xs])),
-                                   *self.step_metrics)
-            sums = T.add_metrics(sums, stacked)
-        return sums
+            stacked = jax.device_get(jax.tree.map(
+                lambda *xs: jnp.concatenate([jnp.atleast_1d(x) for x in xs]), *new))
+            sums = dict(self._sums or {})
+            for name, values in stacked.items():
+                running = np.cumsum(np.concatenate([[sums.get(name, 0.0)], np.asarray(values, np.float64)]))
+                sums[name] = float(running[-1])
+                if name == "loss_sum" and self.first_nonfinite_step is None and not np.isfinite(running[-1]):
+                    first = int(np.flatnonzero(~np.isfinite(running))[0])  # running[0] is finite
+                    self.first_nonfinite_step = self._epoch_begin + self._steps_summed + first
+            self._steps_summed += len(next(iter(stacked.values())))
+            self._sums, self._summed = sums, len(self.step_metrics)
+        return self._sums
 
     def fit(self, epochs: int) -> None:
         self.epochs = epochs
+        self.error = None
         try:
             self("before_fit")
             for self.epoch in range(int(self.state.step) // self.steps_per_epoch, epochs):
                 self._run_epoch()
         except CancelFitException:
             self("after_cancel_fit")
+        except BaseException as err:
+            self.error = err
+            raise
         finally:
             self("after_fit")
 
@@ -110,6 +136,8 @@ class Learner:
             start = int(self.state.step) - self.epoch * self.steps_per_epoch
             if start == 0:
                 self.carried_sums = None
+            self._sums, self._summed, self._steps_summed = self.carried_sums, 0, 0
+            self._epoch_begin, self.first_nonfinite_step = int(self.state.step), None
             self("before_epoch")
             began = time.perf_counter()
             if self.scan and start == 0:
@@ -120,10 +148,11 @@ class Learner:
                     self._run_batch()
             self.train_metrics = T.summarize(self.epoch_sums)
             if not math.isfinite(self.train_metrics["loss"]):
+                first = self.first_nonfinite_step
                 raise T.NonFiniteLossError(
-                    f"training loss is {self.train_metrics['loss']} in epoch {self.epoch} (step "
-                    f"{int(self.state.step)}); lower the learning rate or check the data. The last "
-                    "checkpoint saved before this point is intact.")
+                    f"training loss became {self.train_metrics['loss']} in epoch {self.epoch}"
+                    + (f", first at step {first}" if first is not None else "")
+                    + "; lower the learning rate or check the data")
             elapsed = time.perf_counter() - began
             self.eval_metrics = T.evaluate(self.state, self.eval_data) if self.eval_data is not None else {}
             for name, value in (("train_loss", self.train_metrics["loss"]), ("train_acc", self.train_metrics["acc"]),
@@ -256,37 +285,67 @@ def epoch_record(learner: Learner) -> dict[str, Any]:
     return row
 
 
-class CSVLogger(Callback):
-    """Append one row per epoch to a CSV file (header written once)."""
+class _EpochLog(Callback):
+    """A file with one row per epoch. On a fit's first epoch the rows of that epoch and
+    later ones -- written by an earlier fit that stopped after them but before its next
+    checkpoint, and now being trained again -- are dropped, so a resumed run's log holds
+    each epoch once, as an uninterrupted run's does."""
 
     order = 30
 
     def __init__(self, path: str | os.PathLike):
         self.path = pathlib.Path(path)
+        self._first_epoch = True
+
+    def before_fit(self, learner: Learner) -> None:
+        self._first_epoch = True
+
+    def before_epoch(self, learner: Learner) -> None:
+        if self._first_epoch and self.path.exists():
+            rows = [row for row in self.read_rows() if int(row["epoch"]) < learner.epoch]
+            with atomic_path(self.path) as tmp:
+                self.write_rows(tmp, rows, "w")
+        self._first_epoch = False
 
     def after_epoch(self, learner: Learner) -> None:
-        row = epoch_record(learner)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        new = not self.path.exists()
-        with open(self.path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
+        self.write_rows(self.path, [epoch_record(learner)], "a")
+
+    def read_rows(self) -> list[dict]:
+        raise NotImplementedError
+
+    def write_rows(self, path: pathlib.Path, rows: list[dict], mode: str) -> None:
+        raise NotImplementedError
+
+
+class CSVLogger(_EpochLog):
+    """One row per epoch in a CSV file (header written once)."""
+
+    def read_rows(self) -> list[dict]:
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def write_rows(self, path: pathlib.Path, rows: list[dict], mode: str) -> None:
+        if not rows:
+            path.touch()
+            return
+        new = mode == "w" or not path.exists() or path.stat().st_size == 0
+        with open(path, mode, newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             if new:
                 writer.writeheader()
-            writer.writerow(row)
+            writer.writerows(rows)
 
 
-class JSONLogger(Callback):
-    """Append one JSON object per epoch to a JSON-lines file (big_vision style)."""
+class JSONLogger(_EpochLog):
+    """One JSON object per epoch in a JSON-lines file (big_vision style)."""
 
-    order = 30
+    def read_rows(self) -> list[dict]:
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = pathlib.Path(path)
-
-    def after_epoch(self, learner: Learner) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps(epoch_record(learner)) + "\n")
+    def write_rows(self, path: pathlib.Path, rows: list[dict], mode: str) -> None:
+        with open(path, mode) as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 class TensorBoard(Callback):

@@ -12,11 +12,26 @@ training starts. Because data order and dropout keys are derived from the step
 (``fold_in``), a run killed at any point and started again with the same command
 ends with bit-identical parameters to one never interrupted.
 
-Orbax writes each checkpoint to a temporary directory and renames it when complete,
-so a save killed half-way never looks like a checkpoint. A checkpoint that still fails
-to restore (a damaged disk, a file removed by hand) is skipped with a warning for the
-previous good one; one saved from a different model is refused with an error that
-names the first array that does not fit.
+What makes a checkpoint trustworthy:
+
+* Orbax writes each checkpoint to a temporary directory and renames it when complete,
+  so a save killed half-way never looks like a checkpoint.
+* Beside the arrays, a checkpoint stores a snapshot taken at its step -- the history of
+  the epochs before it, the running sums of a partial epoch, the steps per epoch and
+  batch size -- and a checksum of every array. Restoring recomputes the checksums: a
+  checkpoint that fails them (a flipped bit on disk) or that does not read at all is
+  reported by step and path, moved aside to ``<directory>_damaged/`` (not deleted) and
+  the previous good one is used.
+* One saved from another model (other arrays) or from a run with another batch size
+  (its step counts would mean other epochs) is refused with
+  :class:`CheckpointMismatchError`.
+* A save that Orbax skips or that fails raises :class:`CheckpointSaveError` at once;
+  step-numbered folders in the directory that are not jaxdl checkpoints stop the run
+  with :class:`CheckpointDirectoryError` instead of being obeyed; and before training
+  the directory must be writable with room for a checkpoint.
+* Nothing non-finite is saved: a state whose loss or parameters became NaN raises
+  :class:`~jaxdl.train.NonFiniteLossError`, whose message names the checkpoint a resume
+  would start from.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import shutil
 import warnings
 from typing import Any
 
@@ -35,11 +51,27 @@ from flax import serialization
 
 from jaxdl import train as T
 from jaxdl.callbacks import Callback, Learner
+from jaxdl.errors import JaxdlError
 from jaxdl.files import atomic_path
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint whose arrays do not fit the state it is restored into."""
+class CheckpointMismatchError(JaxdlError, ValueError):
+    """A checkpoint that does not fit what it is restored into: other arrays (another
+    model), or another number of steps per epoch (another batch size or dataset)."""
+
+
+class CheckpointDirectoryError(JaxdlError, RuntimeError):
+    """A checkpoint directory jaxdl cannot use: not writable, no room for a checkpoint,
+    holding folders that are not jaxdl checkpoints, or checkpoints of a run that is not
+    being resumed."""
+
+
+class CheckpointSaveError(JaxdlError, RuntimeError):
+    """A checkpoint that Orbax did not write (skipped, or failed)."""
+
+
+class DamagedCheckpointWarning(UserWarning):
+    """A checkpoint that failed its checksums or did not read; it was moved aside."""
 
 
 def _key_name(entry) -> str:
@@ -82,8 +114,59 @@ def abstract_state(state: T.TrainState) -> T.TrainState:
     return jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
 
 
+def _leaf_names(tree) -> tuple[list[str], list[Any]]:
+    flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return ["/".join(_key_name(k) for k in path) for path, _ in flat], [leaf for _, leaf in flat]
+
+
+def _as_words(x: jax.Array) -> jax.Array:
+    """The bits of ``x`` as unsigned 32-bit words (narrower types widened, wider split)."""
+    x = jnp.asarray(x)
+    if x.dtype == jnp.bool_:
+        return x.astype(jnp.uint32)
+    size = jnp.dtype(x.dtype).itemsize
+    if size in (1, 2):
+        return jax.lax.bitcast_convert_type(x, {1: jnp.uint8, 2: jnp.uint16}[size]).astype(jnp.uint32)
+    return jax.lax.bitcast_convert_type(x, jnp.uint32)  # 8 bytes: a trailing axis of two words
+
+
+@jax.jit
+def _checksums(leaves: list[jax.Array]) -> list[jax.Array]:
+    # A position-weighted sum of the words, modulo 2**32. Flipping one bit of word i
+    # changes it by +-2**k * (2i + 1), never 0 mod 2**32 (the weight is odd): every single
+    # flipped bit is caught, and the sum does not depend on how the array is sharded.
+    def one(leaf):
+        words = _as_words(leaf).ravel()
+        weights = jnp.arange(words.size, dtype=jnp.uint32) * jnp.uint32(2) + jnp.uint32(1)
+        return jnp.sum(words * weights, dtype=jnp.uint32)
+
+    return [one(leaf) for leaf in leaves]
+
+
+def checksums(tree) -> dict[str, int]:
+    """``{"params/Dense_0/kernel": checksum}``: a 32-bit checksum of every array of
+    ``tree``, computed where the arrays live (no copy to the host)."""
+    names, leaves = _leaf_names(tree)
+    return dict(zip(names, (int(v) for v in jax.device_get(_checksums(leaves)))))
+
+
+@jax.jit
+def _all_finite(leaves: list[jax.Array]) -> jax.Array:
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(leaf)) for leaf in leaves
+                                if jnp.issubdtype(leaf.dtype, jnp.inexact)] or [True]))
+
+
+def _state_bytes(state) -> int:
+    return sum(int(np.prod(np.shape(leaf))) * jnp.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(state))
+
+
+ITEMS = ("state", "progress")
+"""The items of a jaxdl checkpoint: the TrainState's arrays, and a JSON of everything else."""
+
+
 class CheckpointStore:
-    """An Orbax ``CheckpointManager`` for :class:`TrainState` plus a JSON of loop progress.
+    """An Orbax ``CheckpointManager`` for :class:`TrainState` plus a JSON of loop progress
+    and the arrays' checksums.
 
     Keeps the latest ``keep`` checkpoints, and (if ``best_metric`` is given) the best
     one by that metric too.
@@ -91,70 +174,170 @@ class CheckpointStore:
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, best_metric: str | None = None,
                  best_mode: str = "max"):
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be a positive int (checkpoints to keep), got {keep!r}")
+        if best_mode not in ("max", "min"):
+            raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
         policies = [ocp.checkpoint_managers.LatestN(keep)]
         if best_metric is not None:
             policies.append(ocp.checkpoint_managers.BestN(
                 get_metric_fn=lambda metrics: metrics[best_metric], reverse=best_mode == "min", n=1,
                 keep_checkpoints_without_metrics=False))
         self.directory = pathlib.Path(directory).absolute()
-        self.manager = ocp.CheckpointManager(
-            self.directory,
-            # named handlers, so a fresh manager can read what an earlier run wrote
-            item_handlers={"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()},
-            options=ocp.CheckpointManagerOptions(
-                preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-                create=True, enable_async_checkpointing=True, cleanup_tmp_directories=True))
+        self.damaged_directory = self.directory.with_name(self.directory.name + "_damaged")
+        self._check_foreign_folders()
+        try:
+            self.manager = ocp.CheckpointManager(
+                self.directory,
+                # named handlers, so a fresh manager can read what an earlier run wrote
+                item_handlers={"state": ocp.StandardCheckpointHandler(), "progress": ocp.JsonCheckpointHandler()},
+                options=ocp.CheckpointManagerOptions(
+                    preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+                    create=True, enable_async_checkpointing=True, cleanup_tmp_directories=True))
+        except OSError as err:
+            raise CheckpointDirectoryError(f"cannot keep checkpoints in {self.directory}: {err}") from err
+
+    def _check_foreign_folders(self) -> None:
+        """Orbax takes every step-numbered folder for a checkpoint, and will not save a step
+        below the newest one: a stray ``99999/`` would make every later save a no-op."""
+        if not self.directory.is_dir():
+            return
+        foreign = [entry.name for entry in sorted(self.directory.iterdir())
+                   if entry.name.isdigit() and not all((entry / item).is_dir() for item in ITEMS)]
+        if foreign:
+            raise CheckpointDirectoryError(
+                f"{self.directory} holds {', '.join(foreign)}, named like checkpoints but not jaxdl "
+                f"checkpoints (no {' and '.join(f'{item}/' for item in ITEMS)} inside); move them out of "
+                "the checkpoint directory: jaxdl does not guess what they are")
 
     def save(self, state: T.TrainState, progress: dict, metrics: dict | None = None) -> None:
+        """Save ``state`` at its step with ``progress`` (a snapshot: copy what changes later)
+        and the arrays' checksums; raise :class:`CheckpointSaveError` if Orbax does not."""
         step = int(state.step)
-        if step in self.manager.all_steps():
-            return
-        self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)), metrics=metrics)
+        names, leaves = _leaf_names(state)
+        if not bool(_all_finite(leaves)):
+            raise T.NonFiniteLossError(f"the training state became non-finite (NaN or infinite) by step "
+                                       f"{step}; not saving it to {self.directory}")
+        progress = {**progress, "checksums": checksums(state)}
+        try:
+            saved = self.manager.save(step, args=ocp.args.Composite(
+                state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)), metrics=metrics)
+        except Exception as err:
+            raise CheckpointSaveError(f"could not save checkpoint {step} to {self.directory}: "
+                                      f"{type(err).__name__}: {err}") from err
+        if not saved:
+            latest = self.manager.latest_step()
+            raise CheckpointSaveError(
+                f"Orbax did not save checkpoint {step} in {self.directory}: it holds step {latest}, "
+                "and it saves no step at or below its newest. Are two runs writing to one directory?")
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
 
+    def path(self, step: int) -> pathlib.Path:
+        return self.directory / str(step)
+
     def restore(self, target: T.TrainState, step: int | None = None) -> tuple[T.TrainState, dict, int]:
         """Restore into ``target`` (a live or abstract state) from ``step``, or from the
-        newest checkpoint that reads; returns ``(state, progress, step)``."""
+        newest checkpoint that reads and passes its checksums; returns ``(state,
+        progress, step)``. A damaged checkpoint is moved aside with a
+        :class:`DamagedCheckpointWarning`; with an explicit ``step``, it is an error."""
         candidates = [step] if step is not None else self.steps()[::-1]
         if not candidates:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         abstract = abstract_state(target)
         errors = []
         for candidate in candidates:
-            where = f"checkpoint {self.directory}/{candidate}"
+            where = f"checkpoint {self.path(candidate)}"
             try:
                 saved = self.manager.item_metadata(candidate)["state"]
                 if saved is None:
                     raise ValueError("it holds no metadata for the state")
             except Exception as err:  # unreadable metadata: a damaged checkpoint
-                errors.append(f"{candidate}: {type(err).__name__}: {err}")
-                warnings.warn(f"{where} could not be read ({err}); trying the previous one", stacklevel=2)
+                errors.append(self._set_aside(candidate, f"{type(err).__name__}: {err}"))
                 continue
             check_compatible(saved, abstract, where)  # another model: an error, not a fallback
             try:
                 restored = self.manager.restore(candidate, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
-                return restored["state"], restored["progress"], candidate
             except Exception as err:
-                errors.append(f"{candidate}: {type(err).__name__}: {err}")
-                warnings.warn(f"{where} could not be restored ({err}); trying the previous one", stacklevel=2)
+                errors.append(self._set_aside(candidate, f"{type(err).__name__}: {err}"))
+                continue
+            damage = _failed_checksums(restored["state"], restored["progress"].get("checksums"))
+            if damage:
+                errors.append(self._set_aside(candidate, damage))
+                continue
+            return restored["state"], restored["progress"], candidate
+        if step is not None:
+            raise CheckpointMismatchError(f"checkpoint {step} in {self.directory} is damaged: {errors[0]}")
         raise RuntimeError(f"no checkpoint in {self.directory} could be restored:\n  " + "\n  ".join(errors))
 
+    def _set_aside(self, step: int, reason: str) -> str:
+        """Move a damaged checkpoint out of the manager's sight (so the step can be saved
+        again), keep it for inspection, and say so."""
+        source = self.path(step)
+        target = self.damaged_directory / str(step)
+        n = 1
+        while target.exists():
+            target, n = self.damaged_directory / f"{step}-{n}", n + 1
+        try:
+            self.damaged_directory.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(source), str(target))
+            moved = f"moved it to {target}"
+        except OSError as err:
+            moved = f"could not move it aside ({err})"
+        self.manager.reload()
+        message = f"checkpoint {step} in {self.directory} is damaged ({reason}); {moved}"
+        warnings.warn(message + "; trying the previous one", DamagedCheckpointWarning, stacklevel=3)
+        return message
+
+    def check_room(self, state: T.TrainState) -> None:
+        """Raise :class:`CheckpointDirectoryError` unless the directory takes a file and
+        has room for about two checkpoints of ``state`` (a new one is written before the
+        oldest is deleted): found now, not at the first save many steps later."""
+        probe = self.directory / f".jaxdl-write-test-{os.getpid()}"
+        try:
+            probe.write_bytes(b"0")
+            probe.unlink()
+        except OSError as err:
+            raise CheckpointDirectoryError(f"cannot write checkpoints to {self.directory}: {err}") from err
+        needed = 2 * _state_bytes(state) + 2**20
+        free = shutil.disk_usage(self.directory).free
+        if free < needed:
+            raise CheckpointDirectoryError(
+                f"{self.directory} has {free / 2**20:.1f} MiB free; checkpoints of this training state "
+                f"need about {needed / 2**20:.1f} MiB. Free some space or choose another directory")
+
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        try:
+            self.manager.wait_until_finished()
+        except Exception as err:
+            raise CheckpointSaveError(f"a checkpoint save to {self.directory} failed: "
+                                      f"{type(err).__name__}: {err}") from err
 
     def close(self) -> None:
         self.manager.close()
 
 
-def _progress(learner: Learner) -> dict[str, Any]:
-    sums = learner.epoch_sums
+def _failed_checksums(state, saved: dict[str, int] | None) -> str | None:
+    """Why ``state`` does not match the checksums saved with it, or ``None``."""
+    if saved is None:
+        return None  # written before checkpoints carried checksums
+    now = checksums(state)
+    bad = [name for name in sorted(set(saved) | set(now)) if saved.get(name) != now.get(name)]
+    if bad:
+        return f"{', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''} do not match their checksums"
+    return None
+
+
+def _progress(learner: Learner, epoch_sums: dict | None) -> dict[str, Any]:
+    """What a checkpoint stores beside the arrays: a snapshot taken now (the save is
+    written later, in the background, while the live history goes on growing)."""
     return {
-        "history": learner.history,
-        "epoch_sums": None if sums is None else {k: float(v) for k, v in jax.device_get(sums).items()},
+        "history": {k: list(v) for k, v in learner.history.items()},
+        "epoch_sums": None if epoch_sums is None else dict(epoch_sums),
+        "steps_per_epoch": learner.steps_per_epoch,
+        "batch_size": getattr(learner.train_data, "batch_size", None),
     }
 
 
@@ -162,37 +345,68 @@ class Checkpoint(Callback):
     """Save the training state every ``every_n_steps`` steps (0: only at epoch ends) and
     at the end of every ``every_n_epochs``-th epoch (and the last) into ``directory``;
     keep the last ``keep`` and the best by ``best_metric`` (a history key such as
-    ``"test_acc"``); with ``resume``, continue from the latest checkpoint found there."""
+    ``"test_acc"``); with ``resume``, continue from the latest good checkpoint found
+    there. Without ``resume``, a directory that already holds checkpoints is refused:
+    two runs never mix in one."""
 
     order = 40  # after the loggers: a checkpoint marks an epoch as done
 
     def __init__(self, directory: str | os.PathLike, every_n_steps: int = 0, keep: int = 3,
                  best_metric: str | None = None, best_mode: str = "max", resume: bool = True,
                  every_n_epochs: int = 1, print_fn=print):
+        for name, value, least in (("every_n_steps", every_n_steps, 0), ("every_n_epochs", every_n_epochs, 1)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
         self.store = CheckpointStore(directory, keep, best_metric, best_mode)
         self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
         self.resume, self.best_metric = resume, best_metric
         self.print_fn = print_fn
+        self.latest: int | None = None  # the newest step saved or restored by this fit
 
     def before_fit(self, learner: Learner) -> None:
-        if not self.resume or not self.store.steps():
+        self.latest = None
+        steps = self.store.steps()
+        if steps and not self.resume:
+            raise CheckpointDirectoryError(
+                f"{self.store.directory} already holds checkpoints (steps {', '.join(map(str, steps))}) of "
+                "an earlier run; resume it (resume=True) or give this run an empty directory")
+        self.store.check_room(learner.state)
+        if not self.resume or not steps:
             return
         state, progress, step = self.store.restore(learner.state)
+        self._check_same_epochs(learner, progress, step)
         learner.state = state
         learner.history = {k: list(v) for k, v in progress["history"].items()}
-        sums = progress.get("epoch_sums")
-        learner.carried_sums = None if sums is None else {k: jnp.asarray(v, jnp.float32) for k, v in sums.items()}
-        self.print_fn(f"resumed from {self.store.directory}/{step} (epoch {step // learner.steps_per_epoch}, "
+        learner.carried_sums = progress.get("epoch_sums")
+        self.latest = step
+        self.print_fn(f"resumed from {self.store.path(step)} (epoch {step // learner.steps_per_epoch}, "
                       f"step {step})")
+
+    def _check_same_epochs(self, learner: Learner, progress: dict, step: int) -> None:
+        saved = (progress.get("steps_per_epoch"), progress.get("batch_size"))
+        now = (learner.steps_per_epoch, getattr(learner.train_data, "batch_size", None))
+        if saved[0] is not None and saved != now:
+            raise CheckpointMismatchError(
+                f"checkpoint {self.store.path(step)} was saved by a run of {saved[0]} steps an epoch "
+                f"(batch size {saved[1]}); this one has {now[0]} (batch size {now[1]}), so its step "
+                f"{step} would mean another point of training. Resume with the same data and batch "
+                "size, or start in an empty directory")
+
+    def _save(self, learner: Learner, epoch_sums, metrics=None) -> None:
+        self.store.save(learner.state, _progress(learner, epoch_sums), metrics=metrics)
+        self.latest = int(learner.state.step)
 
     def after_batch(self, learner: Learner) -> None:
         step = int(learner.state.step)
         if self.every_n_steps and step % self.every_n_steps == 0 and step % learner.steps_per_epoch:
-            if not math.isfinite(T.summarize(learner.step_metrics[-1])["loss"]):
+            sums = learner.epoch_sums
+            if not math.isfinite(sums["loss_sum"]):
+                first = learner.first_nonfinite_step
                 raise T.NonFiniteLossError(
-                    f"training loss became non-finite at step {step}; not saving it. The last good "
-                    f"checkpoint is in {self.store.directory}")
-            self.store.save(learner.state, _progress(learner))
+                    f"training loss became non-finite by step {step}"
+                    + (f" (first at step {first})" if first is not None else "")
+                    + "; lower the learning rate or check the data")
+            self._save(learner, sums)
 
     def after_epoch(self, learner: Learner) -> None:
         if (learner.epoch + 1) % self.every_n_epochs and learner.epoch != learner.epochs - 1:
@@ -200,10 +414,22 @@ class Checkpoint(Callback):
         metrics = {k: v[-1] for k, v in learner.history.items() if not math.isnan(v[-1])}
         if self.best_metric is not None and self.best_metric not in metrics:
             raise KeyError(f"best_metric {self.best_metric!r} is not among this run's metrics {sorted(metrics)}")
-        self.store.save(learner.state, {"history": learner.history, "epoch_sums": None}, metrics=metrics)
+        self._save(learner, None, metrics=metrics)
 
     def after_fit(self, learner: Learner) -> None:
-        self.store.wait()
+        if isinstance(learner.error, T.NonFiniteLossError):
+            if self.latest is None:
+                learner.error.add_note(f"No checkpoint of this run in {self.store.directory} precedes it.")
+            else:
+                learner.error.add_note(
+                    f"The latest checkpoint, step {self.latest} ({self.store.path(self.latest)}), was saved "
+                    "before it; a resume starts there, but with the same settings the loss will diverge "
+                    "again: start afresh with a lower learning rate, or fix the data.")
+        try:
+            self.store.wait()
+        except CheckpointSaveError:
+            if learner.error is None:
+                raise  # else the error that ended the fit is the one to see
 
 
 def save_model(path: str | os.PathLike, state_or_variables) -> pathlib.Path:

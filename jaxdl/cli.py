@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from jaxdl.arguments import whole_number
+
 
 def _models(args: argparse.Namespace) -> int:
     from jaxdl.models import COURSE_MODELS, count_params
@@ -42,7 +44,7 @@ def _summary(args: argparse.Namespace) -> int:
 def _data_info(args: argparse.Namespace) -> int:
     from jaxdl.data import load_dataset
 
-    data = load_dataset(args.name, args.data_dir, download=not args.no_download)
+    data = load_dataset(args.name, args.data_dir, download=not args.no_download, offline=args.offline or None)
     print(f"{data.name} from {data.source}")
     for split in ("train", "test"):
         ds = getattr(data, split)
@@ -67,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("models", help="list the course's models and their sizes").set_defaults(run=_models)
     p = commands.add_parser("summary", help="print one model's layers, shapes and parameters")
     p.add_argument("model", help="a course model name, e.g. TinyVGG")
-    p.add_argument("--batch-size", type=int, default=1)
-    p.add_argument("--depth", type=int, default=3, help="how many levels of nesting to show")
+    p.add_argument("--batch-size", type=whole_number(1), default=1)
+    p.add_argument("--depth", type=whole_number(0), default=3, help="how many levels of nesting to show")
     p.set_defaults(run=_summary)
 
     data = commands.add_parser("data", help="load or prepare a dataset").add_subparsers(
@@ -78,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="folder of the official files, or a tfds data directory "
                    "(default: $JAXDL_DATA_DIR, else tfds's)")
     p.add_argument("--no-download", action="store_true", help="fail rather than download")
+    p.add_argument("--offline", action="store_true", help="never download (or set JAXDL_OFFLINE=1)")
     p.set_defaults(run=_data_info)
     p = data.add_parser("prepare", help="prepare the tfds copy from the official files, offline")
     p.add_argument("name", help="mnist or fashion_mnist")
@@ -89,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from jaxdl.errors import JaxdlError
+
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (FileNotFoundError, ValueError, RuntimeError) as err:
+    except (JaxdlError, OSError, ValueError) as err:
         # errors a user can act on: print the message, not a traceback
         print(f"jaxdl: {err}", file=sys.stderr)
         return 1

@@ -56,14 +56,25 @@ def edge_kernels() -> np.ndarray:
     return np.stack([TOP_EDGE, LEFT_EDGE, DIAG1_EDGE, DIAG2_EDGE], axis=-1)[:, :, None, :]
 
 
-def pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
-    """``3 -> (3, 3)``; ``(2, 1) -> (2, 1)``; anything else is an error naming ``name``."""
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    value = tuple(value)
-    if len(value) != 2 or not all(isinstance(v, (int, np.integer)) for v in value):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return int(value[0]), int(value[1])
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def pair(value: int | Sequence[int], name: str, minimum: int | None = None) -> tuple[int, int]:
+    """``3 -> (3, 3)``; ``(2, 1) -> (2, 1)``; anything else -- or, with ``minimum``, a
+    number below it (a stride of 0) -- is an error naming ``name``."""
+    if _is_int(value):
+        values = (value, value)
+    else:
+        try:
+            values = tuple(value)
+        except TypeError:
+            values = ()
+        if len(values) != 2 or not all(_is_int(v) for v in values):
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if minimum is not None and min(values) < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(values[0]), int(values[1])
 
 
 def conv_output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -106,14 +117,15 @@ def resolve_padding(
             total = max((math.ceil(n / s) - 1) * s + effective_k - n, 0)
             pads.append((total // 2, total - total // 2))
         return pads[0], pads[1]
-    if isinstance(padding, (int, np.integer)):
-        return (int(padding),) * 2, (int(padding),) * 2
+    if _is_int(padding):
+        ph, pw = pair(padding, "padding", 0)
+        return (ph, ph), (pw, pw)
     padding = tuple(padding)
-    if len(padding) == 2 and all(isinstance(p, (int, np.integer)) for p in padding):
-        ph, pw = int(padding[0]), int(padding[1])
+    if len(padding) == 2 and all(_is_int(p) for p in padding):
+        ph, pw = pair(padding, "padding", 0)
         return (ph, ph), (pw, pw)
     if len(padding) == 2:
-        return pair(padding[0], "padding[0]"), pair(padding[1], "padding[1]")
+        return pair(padding[0], "padding[0]", 0), pair(padding[1], "padding[1]", 0)
     raise ValueError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
 
 
@@ -137,7 +149,7 @@ def _check_conv_inputs(images, kernels) -> None:
 def _prepare(images, kernels, stride, padding, dilation):
     """Shared front half of the three convolutions: checks, pads, output size."""
     _check_conv_inputs(images, kernels)
-    strides, dilation = pair(stride, "stride"), pair(dilation, "dilation")
+    strides, dilation = pair(stride, "stride", 1), pair(dilation, "dilation", 1)
     kh, kw = kernels.shape[:2]
     pads = resolve_padding(padding, images.shape[1:3], (kh, kw), strides, dilation)
     out_hw = tuple(

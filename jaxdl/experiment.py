@@ -10,10 +10,17 @@ reads like the course notebook's cells; the rest is here::
     exp.save()
 
 Every script takes ``--epochs --batch-size --lr --optimizer --momentum --seed --workdir
---resume --overwrite --data-dir --devices --examples`` and writes into its work
-directory (``runs/<experiment>`` by default): ``results.json`` (flags, per-epoch history,
-final metrics, time, device kind and count, jax version), its plots as PNG, a
-``log.jsonl`` and Orbax checkpoints per model trained.
+--resume --overwrite --data-dir --offline --devices --examples --checkpoint-every
+--debug`` and writes into its work directory (``runs/<experiment>`` by default, a
+:class:`~jaxdl.workdir.WorkDirectory`: marked, locked, resumed only with the same
+settings): ``results.json`` (settings, per-epoch history, final metrics, time, device
+kind and count, versions), its plots as PNG, a ``log.jsonl`` and Orbax checkpoints per
+model trained.
+
+Flags are checked when they are parsed (a count must be a positive integer, a
+learning rate finite and positive), and an error of jaxdl's own -- a bad flag, a
+directory in use, a resume with other settings, a non-finite loss, a full disk -- ends
+the script with one line on stderr and exit status 1; ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ import dataclasses
 import json
 import pathlib
 import platform
-import shutil
 import sys
 import time
 from typing import Any
@@ -32,9 +38,12 @@ import jax
 import jax.numpy as jnp
 
 from jaxdl import callbacks as cb
-from jaxdl import checkpoint, data, parallel, train
+from jaxdl import arguments, checkpoint, data, parallel, train
+from jaxdl.arguments import positive_int
+from jaxdl.errors import JaxdlError
 from jaxdl.files import atomic_path
 from jaxdl.models import count_params
+from jaxdl.workdir import WorkDirectory
 
 
 @dataclasses.dataclass
@@ -52,41 +61,97 @@ class Config:
     resume: bool = False
     overwrite: bool = False
     data_dir: str | None = None
+    offline: bool = False
     devices: int | None = None
     examples: int | None = None
+    checkpoint_every: int = 500
+    debug: bool = False
     extra: dict = dataclasses.field(default_factory=dict)
+    may_change: tuple[str, ...] = ()
+    """Keys of ``extra`` that may differ when the run is resumed (epochs of one model, ...)."""
+
+    INVOCATION = ("name", "workdir", "resume", "overwrite", "extra", "may_change")
+    """What says how a run was started, not what it is."""
+    MAY_CHANGE = ("epochs", "data_dir", "offline", "devices", "checkpoint_every", "debug")
+    """The shared flags a resumed run may change: they decide how long it goes on and
+    where it reads and writes, not what a step computes."""
+
+    def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(defines, may_change)``: the settings a resume must keep, and those it may change."""
+        flags = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if f.name not in self.INVOCATION}
+        flags.update(self.extra)
+        changeable = set(self.MAY_CHANGE) | set(self.may_change)
+        return ({k: v for k, v in flags.items() if k not in changeable},
+                {k: v for k, v in flags.items() if k in changeable})
 
 
 def parse_args(name: str, argv: list[str] | None = None, description: str = "",
-               extra_args=(), **defaults) -> Config:
+               extra_args=(), may_change=(), **defaults) -> Config:
     """The shared flags, with this experiment's course settings as defaults.
 
     ``extra_args`` are ``(flag, kwargs)`` pairs for flags of one experiment only;
-    their values land in ``Config.extra``.
+    their values land in ``Config.extra``. ``may_change`` names those of them (by
+    their ``Config.extra`` key) that a resumed run may change, like a second model's
+    epochs; the others must stay as the run started.
+
+    Unless ``--debug`` is given, errors of jaxdl's own and file-system errors end the
+    script with their message on one line (see :func:`report_errors`).
     """
     parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=defaults.get("epochs", 3),
+    parser.add_argument("--epochs", type=positive_int, default=defaults.get("epochs", 3),
                         help="epochs (None: the experiment's own default)")
-    parser.add_argument("--batch-size", type=int, default=defaults.get("batch_size", 32))
-    parser.add_argument("--lr", type=float, default=defaults.get("lr", 0.1), help="learning rate")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.get("batch_size", 32))
+    parser.add_argument("--lr", type=arguments.learning_rate, default=defaults.get("lr", 0.1), help="learning rate")
     parser.add_argument("--optimizer", default=defaults.get("optimizer", "sgd"), choices=["sgd", "adam", "adamw"])
-    parser.add_argument("--momentum", type=float, default=defaults.get("momentum"), help="SGD momentum")
+    parser.add_argument("--momentum", type=arguments.momentum, default=defaults.get("momentum"), help="SGD momentum")
     parser.add_argument("--seed", type=int, default=defaults.get("seed", 42))
     parser.add_argument("--workdir", default=f"runs/{name}", help="where results, plots and checkpoints go")
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --workdir")
-    parser.add_argument("--overwrite", action="store_true", help="delete --workdir's earlier run first")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --workdir (it must have the same settings)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="delete the earlier jaxdl run in --workdir first (nothing else is ever deleted)")
     parser.add_argument("--data-dir", default=defaults.get("data_dir"),
                         help="folder of the official dataset files or a tfds data dir (default: $JAXDL_DATA_DIR)")
-    parser.add_argument("--devices", type=int, default=None, help="devices to train on (default: all)")
-    parser.add_argument("--examples", type=int, default=None,
+    parser.add_argument("--offline", action="store_true",
+                        help="never download; fail at once if the data is not on disk (or set JAXDL_OFFLINE=1)")
+    parser.add_argument("--devices", type=positive_int, default=None, help="devices to train on (default: all)")
+    parser.add_argument("--examples", type=positive_int, default=None,
                         help="use only this many training examples (and a fifth as many test ones): a smoke run")
+    parser.add_argument("--checkpoint-every", type=arguments.whole_number(0), default=500,
+                        help="save a checkpoint every this many steps inside an epoch (0: at epoch ends only)")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for flag, kwargs in extra_args:
         parser.add_argument(flag, **kwargs)
     args = vars(parser.parse_args(argv))
     known = {f.name for f in dataclasses.fields(Config)}
     extra = {k: v for k, v in args.items() if k not in known}
-    return Config(name=name, extra=extra, **{k: v for k, v in args.items() if k in known})
+    unknown = set(may_change) - set(extra)
+    if unknown:
+        raise ValueError(f"may_change names {sorted(unknown)}, which are not flags of this experiment")
+    if not args["debug"]:
+        sys.excepthook = report_errors
+    return Config(name=name, extra=extra, may_change=tuple(may_change),
+                  **{k: v for k, v in args.items() if k in known})
+
+
+USER_ERRORS = (JaxdlError, OSError)
+"""Errors that are about what the user asked for or the machine they asked it on (a
+file, a disk, a directory), as opposed to bugs: their message is what to read."""
+
+
+def report_errors(kind, error, traceback) -> None:
+    """A ``sys.excepthook`` for experiment scripts: print a user error as one line (plus
+    any notes the error carries) instead of a traceback; anything else as Python does."""
+    if isinstance(error, KeyboardInterrupt):
+        print("interrupted: run the same command with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+    elif isinstance(error, USER_ERRORS):
+        notes = " ".join(getattr(error, "__notes__", ()))
+        print(f"error: {error}{' ' + notes if notes else ''} (--debug shows the traceback)", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, traceback)
 
 
 class Experiment:
@@ -94,35 +159,37 @@ class Experiment:
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        self.workdir = pathlib.Path(cfg.workdir)
-        if self.workdir.exists() and any(self.workdir.iterdir()):
-            if cfg.overwrite:
-                shutil.rmtree(self.workdir)
-            elif not cfg.resume:
-                raise SystemExit(f"{self.workdir} holds an earlier run: pass --resume to continue it, "
-                                 "--overwrite to start again, or another --workdir")
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        defines, may_change = cfg.split()
+        self.run_dir = WorkDirectory(cfg.workdir, cfg.name, defines, may_change,
+                                     resume=cfg.resume, overwrite=cfg.overwrite)
+        self.workdir = self.run_dir.path
         self.mesh = parallel.make_mesh(cfg.devices)
         self.key = jax.random.key(cfg.seed)
         self.initial_params: dict[str, Any] = {}  # run -> its parameters before training, on the host
         self.started = time.perf_counter()
+        # what the run is and what it ran on; where it ran (paths, the command) is in the
+        # work directory's marker, so two runs of the same settings write the same file
         self.results: dict[str, Any] = {
-            "experiment": cfg.name, "config": dataclasses.asdict(cfg), "command": " ".join(sys.argv),
-            "runs": {}, "device_kind": jax.devices()[0].device_kind, "platform": jax.default_backend(),
+            "experiment": cfg.name, "config": {**defines, **may_change}, "runs": {},
+            "device_kind": jax.devices()[0].device_kind, "platform": jax.default_backend(),
             "device_count": int(self.mesh.devices.size), "jax_version": jax.__version__,
-            "python": platform.python_version(), "host": platform.node(),
+            "python": platform.python_version(),
         }
         print(f"{cfg.name}: {self.mesh.devices.size} x {self.results['device_kind']} "
-              f"({self.results['platform']}), work directory {self.workdir}", flush=True)
+              f"({self.results['platform']}), work directory {self.workdir}"
+              + (" (resumed)" if self.run_dir.resumed else ""), flush=True)
 
     # --- data ------------------------------------------------------------------------
 
     def load(self, name: str) -> data.ImageClassificationData:
-        """A named dataset, cut to ``--examples`` for smoke runs."""
-        loaded = data.load_dataset(name, self.cfg.data_dir)
-        if self.cfg.examples:
+        """A named dataset, cut to ``--examples`` for smoke runs; what it is (its reader
+        and sizes) is recorded in the work directory, and a resume refuses other data."""
+        loaded = data.load_dataset(name, self.cfg.data_dir, offline=self.cfg.offline or None)
+        if self.cfg.examples is not None:
             loaded = dataclasses.replace(loaded, train=loaded.train.take(self.cfg.examples),
                                          test=loaded.test.take(max(self.cfg.examples // 5, 1)))
+        self.run_dir.check_data(name, {"reader": loaded.reader, "train": len(loaded.train),
+                                       "test": len(loaded.test), "classes": list(loaded.class_names)})
         return loaded
 
     def batches(self, dataset, batch_size: int | None = None, shuffle: bool = True, **kwargs):
@@ -159,8 +226,9 @@ class Experiment:
         all_callbacks = [
             cb.JSONLogger(rundir / "log.jsonl"), cb.ProgressBar(),
             cb.PrintEpoch(print_fn=lambda line: print(f"[{run}] {line}", flush=True), every=print_every),
-            checkpoint.Checkpoint(rundir / "checkpoints", every_n_steps=500, every_n_epochs=print_every,
-                                  resume=self.cfg.resume, print_fn=lambda line: print(f"[{run}] {line}")),
+            checkpoint.Checkpoint(rundir / "checkpoints", every_n_steps=self.cfg.checkpoint_every,
+                                  every_n_epochs=print_every, resume=self.run_dir.resumed,
+                                  print_fn=lambda line: print(f"[{run}] {line}")),
             *callbacks]
         began = time.perf_counter()
         state, history = train.fit(state, train_data, test_data, epochs, callbacks=all_callbacks)

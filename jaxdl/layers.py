@@ -117,6 +117,20 @@ def check_input(x, layer: str, *, ndim: int | None = None, min_ndim: int | None 
                          f"{expected}, got shape {shape}")
 
 
+def check_count(value, name: str, layer: str) -> None:
+    """Raise a ``ValueError`` unless ``value`` is a positive int (a number of features)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+
+
+def check_padding(padding, layer: str) -> None:
+    """Raise a ``ValueError`` unless ``padding`` is one that :func:`jaxdl.conv.resolve_padding` takes."""
+    try:
+        conv_lib.resolve_padding(padding, (1, 1), (1, 1))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{layer}: {err}") from None
+
+
 # --- Layers -----------------------------------------------------------------------
 
 
@@ -130,6 +144,12 @@ class Dense(nn.Module):
     features: int
     in_features: int | None = None
     use_bias: bool = True
+
+    def __post_init__(self):
+        check_count(self.features, "features", "Dense")
+        if self.in_features is not None:
+            check_count(self.in_features, "in_features", "Dense")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -160,6 +180,18 @@ class Conv2D(nn.Module):
     in_channels: int | None = None
     use_bias: bool = True
 
+    def __post_init__(self):
+        check_count(self.features, "features", "Conv2D")
+        if self.in_channels is not None:
+            check_count(self.in_channels, "in_channels", "Conv2D")
+        for name in ("kernel_size", "strides", "dilation"):
+            try:
+                conv_lib.pair(getattr(self, name), name, minimum=1)
+            except ValueError as err:
+                raise ValueError(f"Conv2D: {err}") from None
+        check_padding(self.padding, "Conv2D")
+        super().__post_init__()
+
     @nn.compact
     def __call__(self, x: Array) -> Array:
         check_input(x, "Conv2D", ndim=4, layout="(batch, height, width, channels)",
@@ -173,11 +205,25 @@ class Conv2D(nn.Module):
         return y
 
 
+def _check_pool_arguments(window, strides, padding, name: str) -> None:
+    for arg, value in (("window", window), ("strides", strides)):
+        if value is not None:
+            try:
+                conv_lib.pair(value, arg, minimum=1)
+            except ValueError as err:
+                raise ValueError(f"{name}: {err}") from None
+    check_padding(padding, name)
+
+
 def _pool(x: Array, init, op, window, strides, padding, name: str) -> Array:
     check_input(x, name, ndim=4, layout="(batch, height, width, channels)")
     wh, ww = conv_lib.pair(window, "window")
     sh, sw = conv_lib.pair(strides if strides is not None else window, "strides")
     (pt, pb), (pl, pr) = conv_lib.resolve_padding(padding, x.shape[1:3], (wh, ww), (sh, sw))
+    h, w = x.shape[1] + pt + pb, x.shape[2] + pl + pr
+    if h < wh or w < ww:
+        raise ValueError(f"{name}: a {wh}x{ww} window does not fit an input of {x.shape[1]}x{x.shape[2]} "
+                         f"(padded to {h}x{w}); input shape {tuple(x.shape)}")
     if (sh, sw) == (wh, ww):
         return _tiled_pool(x, init, op, (wh, ww), ((pt, pb), (pl, pr)))
     return lax.reduce_window(
@@ -261,6 +307,10 @@ class MaxPool2D(nn.Module):
     strides: int | Sequence[int] | None = None
     padding: conv_lib.Padding = 0
 
+    def __post_init__(self):
+        _check_pool_arguments(self.window, self.strides, self.padding, "MaxPool2D")
+        super().__post_init__()
+
     def __call__(self, x: Array) -> Array:
         return _pool(x, -jnp.inf, lax.max, self.window, self.strides, self.padding, "MaxPool2D")
 
@@ -271,6 +321,10 @@ class AvgPool2D(nn.Module):
     window: int | Sequence[int] = 2
     strides: int | Sequence[int] | None = None
     padding: conv_lib.Padding = 0
+
+    def __post_init__(self):
+        _check_pool_arguments(self.window, self.strides, self.padding, "AvgPool2D")
+        super().__post_init__()
 
     def __call__(self, x: Array) -> Array:
         total = _pool(x, 0.0, lax.add, self.window, self.strides, self.padding, "AvgPool2D")
@@ -285,10 +339,13 @@ class Dropout(nn.Module):
 
     rate: float = 0.5
 
-    @nn.compact
-    def __call__(self, x: Array, train: bool = False) -> Array:
+    def __post_init__(self):
         if not 0.0 <= self.rate < 1.0:
             raise ValueError(f"Dropout rate must be in [0, 1), got {self.rate}")
+        super().__post_init__()
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool = False) -> Array:
         if not train or self.rate == 0.0:
             return x
         keep = jax.random.bernoulli(self.make_rng("dropout"), 1.0 - self.rate, x.shape)
@@ -311,6 +368,13 @@ class BatchNorm(nn.Module):
     momentum: float = 0.1
     epsilon: float = 1e-5
     axis_name: str | None = None
+
+    def __post_init__(self):
+        if not 0.0 <= self.momentum <= 1.0:
+            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {self.momentum}")
+        if not self.epsilon > 0:
+            raise ValueError(f"BatchNorm epsilon must be > 0, got {self.epsilon}")
+        super().__post_init__()
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
@@ -361,6 +425,10 @@ class Upsample2D(nn.Module):
     height and width (the "deconvolution" half of the course's autoencoder)."""
 
     scale: int = 2
+
+    def __post_init__(self):
+        check_count(self.scale, "scale", "Upsample2D")
+        super().__post_init__()
 
     def __call__(self, x: Array) -> Array:
         check_input(x, "Upsample2D", ndim=4, layout="(batch, height, width, channels)")

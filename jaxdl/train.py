@@ -36,6 +36,8 @@ from jax import lax
 from jax.extend import core as jax_core
 
 from jaxdl import compiler
+from jaxdl.data.datasets import LabelError, check_labels
+from jaxdl.errors import JaxdlError
 from jaxdl.metrics import LOSSES, predicted_labels
 
 Batch = dict[str, jax.Array]
@@ -258,6 +260,7 @@ def evaluate(state: TrainState, loader) -> dict[str, float]:
 
 def eval_model(state: TrainState, loader) -> dict[str, Any]:
     """The course's ``eval_model``: ``{"model_name", "model_loss", "model_acc"}``."""
+    check_targets(state, loader, "the evaluation data")
     result = evaluate(state, loader)
     return {"model_name": state.model_name, "model_loss": result["loss"], "model_acc": result["acc"]}
 
@@ -287,8 +290,29 @@ def make_predictions(state: TrainState, data, batch_size: int = 256) -> np.ndarr
     return np.concatenate(outputs)
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the fit stops rather than save it."""
+class NonFiniteLossError(JaxdlError, FloatingPointError):
+    """The training loss (or the parameters) became NaN or infinite; the fit stops
+    rather than train on, and no checkpoint is saved from that point."""
+
+
+def check_targets(state: TrainState, loader, where: str) -> None:
+    """Refuse, before a step runs, targets that the loss of ``state`` cannot take:
+    cross-entropy labels outside the model's classes (a label of -1 would silently count
+    as the last class, one of 10 gives a NaN loss), BCE labels other than 0 and 1.
+    Checks a loader whose targets live on the device (``loader.y``); others are read
+    batch by batch and not checked here."""
+    y = getattr(loader, "y", None)
+    if state.target != "y" or y is None:
+        return
+    if state.loss == "cross_entropy":
+        example = jax.ShapeDtypeStruct((1, *loader.x.shape[1:]), loader.x.dtype)
+        outputs = jax.eval_shape(lambda x: _apply(state, state.params, x, train=False)[0], example)
+        check_labels(y, outputs.shape[-1], where)
+    elif state.loss == "bce_with_logits":
+        bad = jnp.flatnonzero((y != 0) & (y != 1), size=1, fill_value=-1)[0]
+        if int(bad) >= 0:
+            raise LabelError(f"label {np.asarray(y).ravel()[int(bad)]} at index {int(bad)} of {where} "
+                             "is not 0 or 1, the two classes of a binary cross-entropy")
 
 
 def fit(state: TrainState, train_data, eval_data=None, epochs: int = 1,
@@ -303,6 +327,9 @@ def fit(state: TrainState, train_data, eval_data=None, epochs: int = 1,
     """
     from jaxdl.callbacks import Learner
 
+    check_targets(state, train_data, "the training data")
+    if eval_data is not None:
+        check_targets(state, eval_data, "the evaluation data")
     if scan is None:
         scan = hasattr(train_data, "gather") and default_scan(state, next(iter(train_data.epoch(0))),
                                                               len(train_data))

@@ -1,5 +1,7 @@
 """The `jaxdl` command: models, summary, data info, and the errors a user sees."""
 
+import pytest
+
 from conftest import SHARED_DATA
 from jaxdl.cli import main
 
@@ -20,3 +22,16 @@ def test_data_info(capsys, tmp_path):
     assert "train: 60,000 images" in out and "Ankle boot: 6,000" in out and "pixel mean 0.286" in out
     assert main(["data", "info", "mnist", "--data-dir", str(tmp_path), "--no-download"]) == 1
     assert "jaxdl data prepare mnist --from" in capsys.readouterr().err
+
+
+def test_bad_arguments_are_refused_with_their_name(capsys, tmp_path):
+    for argv, message in (
+            (["summary", "TinyVGG", "--batch-size", "0"], "argument --batch-size: must be a whole number >= 1, got 0"),
+            (["summary", "TinyVGG", "--depth", "-1"], "argument --depth: must be a whole number >= 0, got -1")):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert main(["data", "info", "mnist", "--data-dir", str(tmp_path / "nope")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["data", "prepare", "mnist", "--from", str(tmp_path / "nope")]) == 1
+    assert "--from folder" in capsys.readouterr().err and not (tmp_path / "nope").exists()

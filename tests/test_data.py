@@ -3,6 +3,7 @@ augmentation, and batches that are reproducible and see every example once."""
 
 import gzip
 import shutil
+import time
 
 import jax
 import jax.numpy as jnp
@@ -87,6 +88,98 @@ def test_missing_dataset_without_network_says_what_to_do(tmp_path):
     assert not any(tmp_path.rglob("*.array_record*"))
 
 
+def test_a_data_folder_that_does_not_hold_the_dataset_lists_what_was_looked_for(tmp_path, monkeypatch):
+    with pytest.raises(D.DatasetUnavailableError, match=r"data folder .*nope \(data_dir\) does not exist"):
+        D.load_dataset("mnist", tmp_path / "nope")
+    monkeypatch.setenv("JAXDL_DATA_DIR", str(tmp_path / "typo"))
+    with pytest.raises(D.DatasetUnavailableError, match=r"typo \(\$JAXDL_DATA_DIR\) does not exist"):
+        D.load_dataset("mnist")
+    with pytest.raises(D.DatasetUnavailableError) as raised:
+        D.load_dataset("fashion_mnist", tmp_path)
+    for looked in (tmp_path / "fashion_mnist", tmp_path / "fashion-mnist", "train-images-idx3-ubyte.gz"):
+        assert str(looked) in str(raised.value)
+    assert list(tmp_path.iterdir()) == []  # nothing was downloaded or created
+
+
+def test_offline_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    monkeypatch.setenv("JAXDL_OFFLINE", "1")
+    began = time.perf_counter()
+    with pytest.raises(D.DatasetUnavailableError, match="downloads are off"):
+        D.load_dataset("mnist")
+    monkeypatch.delenv("JAXDL_OFFLINE")
+    # online as far as jaxdl knows, but the server cannot be reached: one quick try, no retries
+    def unreachable(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(D.datasets.socket, "create_connection", unreachable)
+    with pytest.raises(D.DatasetUnavailableError, match="cannot reach storage.googleapis.com"):
+        D.load_dataset("mnist")
+    assert time.perf_counter() - began < 30
+    assert not (tmp_path / "tfds").exists() or not any((tmp_path / "tfds").rglob("*"))
+
+
+def test_files_of_another_dataset_are_refused(tmp_path):
+    folder = tmp_path / "fashion_mnist"
+    shutil.copytree(SHARED_DATA / "mnist", folder)  # MNIST's files under Fashion-MNIST's name
+    with pytest.raises(D.WrongDatasetError, match="train-images-idx3-ubyte.gz is mnist's"):
+        D.load_dataset("fashion_mnist", tmp_path)
+    labels = folder / "t10k-labels-idx1-ubyte.gz"
+    labels.write_bytes(gzip.compress(gzip.decompress((SHARED_DATA / "fashion_mnist" / labels.name).read_bytes())))
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"):
+        shutil.copy(SHARED_DATA / "fashion_mnist" / name, folder / name)
+    D.load_dataset("fashion_mnist", tmp_path)  # re-compressed, same content: accepted
+    raw = bytearray(gzip.decompress(labels.read_bytes()))
+    raw[-1] = (raw[-1] + 1) % 10  # one label changed: unknown content
+    labels.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.warns(UserWarning, match="content differs from the published fashion_mnist files"):
+        D.load_dataset("fashion_mnist", tmp_path)
+
+
+def test_prepare_refuses_another_datasets_files_and_writes_nothing(tmp_path, capsys):
+    from jaxdl import cli
+
+    assert cli.main(["data", "prepare", "fashion_mnist", "--from", str(SHARED_DATA / "mnist"),
+                     "--data-dir", str(tmp_path / "tfds")]) == 1
+    assert "does not hold the official fashion_mnist files" in capsys.readouterr().err
+    assert not (tmp_path / "tfds").exists()
+
+
+def test_labels_out_of_range_are_named_where_the_data_is_built():
+    images = jnp.zeros((6, 4, 4, 1))
+    for labels, message in (([0, 1, 2, 10, 3, 4], "label 10 at index 3 of an ArrayDataset is not one of the 10"),
+                            ([0, 1, -1, 2, 3, 4], "label -1 at index 2"),
+                            ([0, 200, 1, 2, 3, 4], "label 200 at index 1")):
+        with pytest.raises(D.LabelError, match=message):
+            D.ArrayDataset(images, jnp.asarray(labels, jnp.int32), tuple("0123456789"))
+    with pytest.raises(D.LabelError, match="the train split of somewhere"):
+        D.ArrayDataset.from_uint8(np.zeros((2, 4, 4, 1), np.uint8), [0, 3], ("a", "b"),
+                                  origin="the train split of somewhere")
+    with pytest.raises(TypeError, match="from_uint8 takes uint8 images"):
+        D.ArrayDataset.from_uint8(np.zeros((2, 4, 4, 1), np.float32), [0, 1], ("a", "b"))
+    with pytest.raises(ValueError, match="take\\(n\\) needs a positive number"):
+        D.ArrayDataset(images, jnp.zeros(6, jnp.int32), ("a",)).take(0)
+
+
+def test_labels_out_of_range_are_refused_before_training_and_evaluation():
+    from jaxdl import train as T
+    from jaxdl.models import BlobModel
+
+    x = jnp.zeros((8, 2))
+    state = T.create_train_state(BlobModel(2, 4), jax.random.key(0), x[:1], T.make_optimizer("sgd", 0.1))
+    bad = D.make_batches((x, jnp.asarray([0, 1, 2, 3, 4, 0, 1, 2])), 4)
+    with pytest.raises(D.LabelError, match="label 4 at index 4 of the training data is not one of the 4 classes"):
+        T.fit(state, bad, epochs=1)
+    negative = D.make_batches((x, jnp.asarray([0, 1, 2, 3, 0, -1, 1, 2])), 4)
+    with pytest.raises(D.LabelError, match="label -1 at index 5 of the evaluation data"):
+        T.eval_model(state, negative)
+    binary = T.create_train_state(BlobModel(2, 1), jax.random.key(0), x[:1], T.make_optimizer("sgd", 0.1),
+                                  loss="bce_with_logits")
+    with pytest.raises(D.LabelError, match="label 2.0 at index 3 .* is not 0 or 1"):
+        T.fit(binary, D.make_batches((x, jnp.asarray([0, 1, 1, 2, 0, 0, 1, 1.0])), 4), epochs=1)
+
+
 # --- tensorflow-datasets ----------------------------------------------------------------
 
 
@@ -115,6 +208,15 @@ def test_a_large_tfds_dataset_streams_from_the_host():
 
 def test_tfds_prepared_offline_from_the_official_files_gives_the_same_examples(tmp_path):
     pytest.importorskip("tensorflow")
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import resource
+
+    # a wrong file already in tfds's download cache (another dataset's, under MNIST's name)
+    # would be trusted by tfds without a look: preparation must replace it
+    url, info = next(iter(tfds.builder("mnist", data_dir=tmp_path).url_infos.items()))
+    (tmp_path / "downloads").mkdir()
+    shutil.copy(SHARED_DATA / "fashion_mnist" / info.filename,
+                tmp_path / "downloads" / resource.get_dl_fname(url, info.checksum))
     D.prepare_from_official_files("mnist", SHARED_DATA, tmp_path)
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "downloads").iterdir())
     via_tfds = D.load_dataset("mnist", tmp_path, download=False)
@@ -203,6 +305,19 @@ def test_image_folder(image_folder, capsys):
     assert 0.0 <= image.min() and image.max() <= 1.0
     on_device = train.load()
     assert on_device.images.shape == (15, 64, 64, 3) and on_device.labels.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+
+
+def test_an_empty_class_folder_or_mismatched_splits_are_refused(image_folder):
+    (image_folder / "train" / "tacos").mkdir()
+    with pytest.raises(D.ImageFolderError, match=r"class folder .*train/tacos of .*train holds no image"):
+        D.ImageFolder(image_folder / "train")
+    (image_folder / "train" / "tacos" / "0.png").write_bytes((image_folder / "train" / "pizza" / "1.png").read_bytes())
+    with pytest.raises(D.ImageFolderError, match="only in train: tacos; only in test: -"):
+        D.image_folder_splits(image_folder)
+    (image_folder / "test" / "tacos").mkdir()
+    (image_folder / "test" / "tacos" / "0.png").write_bytes((image_folder / "train" / "pizza" / "1.png").read_bytes())
+    train, test = D.image_folder_splits(image_folder, (16, 16))
+    assert train.classes == test.classes == ["pizza", "steak", "sushi", "tacos"]
 
 
 def test_image_folder_without_classes(tmp_path):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxdl import conv as C
 from jaxdl import layers as L
 
 
@@ -154,8 +155,40 @@ def test_upsample_repeats_each_pixel():
     (L.Dense(4, in_features=10), jnp.zeros((2, 5)), ValueError, r"\(2, 10\), got shape \(2, 5\)"),
     (L.Dense(4), jnp.zeros((2, 5), jnp.int32), TypeError, "floating-point"),
     (L.MaxPool2D(2), jnp.zeros((4, 4)), ValueError, r"got shape \(4, 4\)"),
-    (L.Conv2D(4, 3, padding="FULL"), jnp.zeros((1, 8, 8, 1)), ValueError, "padding"),
+    (L.MaxPool2D(3), jnp.zeros((1, 2, 2, 1)), ValueError, r"a 3x3 window does not fit an input of 2x2"),
+    (L.AvgPool2D((1, 5), padding=1), jnp.zeros((1, 4, 2, 1)), ValueError, r"a 1x5 window does not fit .*padded to 6x4"),
+    (L.Conv2D(4, 5), jnp.zeros((1, 3, 3, 1)), ValueError, r"kernel of size 5 .* does not fit an input of size 3"),
 ])
 def test_bad_inputs_raise_naming_shapes(layer, x, error, message):
     with pytest.raises(error, match=message):
         layer.init(jax.random.key(0), x)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: L.Conv2D(8, strides=0), "Conv2D: strides must be at least 1, got 0"),
+    (lambda: L.Conv2D(8, strides=(1, -2)), r"Conv2D: strides must be at least 1, got \(1, -2\)"),
+    (lambda: L.Conv2D(8, dilation=0), "Conv2D: dilation must be at least 1, got 0"),
+    (lambda: L.Conv2D(8, kernel_size=0), "Conv2D: kernel_size must be at least 1, got 0"),
+    (lambda: L.Conv2D(0), "Conv2D: features must be a positive int, got 0"),
+    (lambda: L.Conv2D(4, padding="FULL"), "Conv2D: padding must be 'SAME', 'VALID'"),
+    (lambda: L.Conv2D(4, padding=-1), "Conv2D: padding must be at least 0, got -1"),
+    (lambda: L.MaxPool2D(0), "MaxPool2D: window must be at least 1, got 0"),
+    (lambda: L.AvgPool2D(2, strides=0), "AvgPool2D: strides must be at least 1, got 0"),
+    (lambda: L.Dense(0), "Dense: features must be a positive int, got 0"),
+    (lambda: L.Dense(2.5), "Dense: features must be a positive int, got 2.5"),
+    (lambda: L.Dropout(1.0), r"Dropout rate must be in \[0, 1\), got 1.0"),
+    (lambda: L.BatchNorm(momentum=2.0), r"BatchNorm momentum must be in \[0, 1\], got 2.0"),
+    (lambda: L.Upsample2D(0), "Upsample2D: scale must be a positive int, got 0"),
+])
+def test_bad_layer_arguments_are_refused_when_the_layer_is_made(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_the_functions_of_the_conv_module_check_their_arguments_too():
+    images, kernels = jnp.zeros((1, 8, 8, 1)), jnp.zeros((3, 3, 1, 2))
+    for conv in (C.conv2d, C.conv2d_im2col, C.conv2d_loops):
+        with pytest.raises(ValueError, match="stride must be at least 1, got 0"):
+            conv(images, kernels, stride=0)
+        with pytest.raises(ValueError, match="dilation must be at least 1, got 0"):
+            conv(images, kernels, dilation=0)

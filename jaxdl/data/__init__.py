@@ -15,25 +15,30 @@ from jaxdl.data.datasets import (
     ArrayDataset,
     DatasetUnavailableError,
     ImageClassificationData,
+    LabelError,
     TfdsImageSource,
+    check_labels,
     load_dataset,
     prepare_from_official_files,
 )
 from jaxdl.data.folder import (
     ImageFolder,
+    ImageFolderError,
     export_image_folder,
     find_classes,
+    image_folder_splits,
     read_image,
     walk_through_dir,
     write_image_folder,
 )
-from jaxdl.data.idx import CorruptFileError
+from jaxdl.data.idx import CorruptFileError, WrongDatasetError
 from jaxdl.data.synthetic import make_blobs, make_circles, make_linear, train_test_split
 
 __all__ = [
     "ArrayDataset", "CorruptFileError", "DatasetUnavailableError", "DeviceBatches", "HostBatches",
-    "ImageClassificationData", "ImageFolder", "TfdsImageSource", "compose", "export_image_folder",
-    "find_classes", "load_dataset", "make_batches", "make_blobs", "make_circles", "make_linear",
+    "ImageClassificationData", "ImageFolder", "ImageFolderError", "LabelError", "TfdsImageSource",
+    "WrongDatasetError", "check_labels", "compose", "export_image_folder", "find_classes",
+    "image_folder_splits", "load_dataset", "make_batches", "make_blobs", "make_circles", "make_linear",
     "prepare_from_official_files", "random_horizontal_flip", "random_translate", "read_image",
     "train_test_split", "trivial_augment_wide", "walk_through_dir", "write_image_folder",
 ]

@@ -5,16 +5,23 @@ The course's computer-vision chapter starts with
 Here :func:`load_dataset` does that job and returns both splits already on the
 device as NHWC float32 in [0, 1] with int32 labels and the class names.
 
-Where the data comes from, in this order:
+Where the data comes from:
 
-1. **The official files** (offline, no TensorFlow): when ``data_dir`` -- or the
-   environment variable ``JAXDL_DATA_DIR`` -- holds the four official IDX files of the
-   dataset (directly, or in a sub-folder named after it), they are read with NumPy.
-2. **tensorflow-datasets**: otherwise ``tfds.data_source(name, data_dir=data_dir)``
-   reads the prepared dataset (no TensorFlow at read time), downloading and preparing
-   it on first use when ``download=True`` (preparation needs TensorFlow, which the
-   set-up installs). :func:`prepare_from_official_files` prepares the tfds copy from
-   the official files with no network.
+1. **A folder you name** -- ``data_dir``, or the environment variable ``JAXDL_DATA_DIR``
+   -- holding the four official IDX files of the dataset (directly, or in a sub-folder
+   named after it): they are read with NumPy and checked against the published
+   checksums. A folder that holds a prepared tensorflow-datasets copy instead is read
+   through tfds. A named folder that holds neither is an error that lists what was
+   looked for: a misspelt path fails at once, it never starts a download.
+2. **tensorflow-datasets' own directory** (``~/tensorflow_datasets`` or
+   ``$TFDS_DATA_DIR``) when no folder is named: ``tfds.data_source`` reads the prepared
+   dataset (no TensorFlow at read time), downloading and preparing it on first use
+   (preparation needs TensorFlow, which the set-up installs). Before a download the
+   dataset's server is tried once, so a machine without a network fails in seconds,
+   not after minutes of retries; ``JAXDL_OFFLINE=1`` (or ``offline=True``) forbids
+   downloads altogether, and a failed download leaves no partial files behind.
+   :func:`prepare_from_official_files` prepares the tfds copy from the official files
+   with no network.
 
 Both give identical arrays; everything after this module sees one kind of object.
 """
@@ -22,19 +29,24 @@ Both give identical arrays; everything after this module sees one kind of object
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
 import shutil
-import tempfile
+import socket
+import urllib.parse
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.data import idx
+from jaxdl.errors import JaxdlError
+from jaxdl.files import atomic_path
 
 DATA_DIR_ENV = "JAXDL_DATA_DIR"
+OFFLINE_ENV = "JAXDL_OFFLINE"
 
 CLASS_NAMES = {
     "mnist": tuple(str(i) for i in range(10)),
@@ -44,34 +56,71 @@ CLASS_NAMES = {
 """Class names of the datasets that can be read from their official files."""
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(JaxdlError, RuntimeError):
     """The dataset is neither on disk nor downloadable; the message says what to do."""
+
+
+class LabelError(JaxdlError, ValueError):
+    """A label outside the classes of its dataset or model."""
+
+
+def check_labels(labels, num_classes: int, where: str) -> None:
+    """Raise :class:`LabelError` naming the first label of ``labels`` that is not a
+    class index ``0 .. num_classes - 1`` (its value and its index) and ``where`` the
+    labels came from. One reduction on the device, and a look at the host only when a
+    label is bad."""
+    labels = jnp.asarray(labels)
+    if labels.size == 0:
+        return
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise LabelError(f"labels of {where} must be integer class indices, got dtype {labels.dtype}")
+    low, high = (int(v) for v in jax.device_get((labels.min(), labels.max())))
+    if low >= 0 and high < num_classes:
+        return
+    host = np.asarray(labels).ravel()
+    index = int(np.flatnonzero((host < 0) | (host >= num_classes))[0])
+    raise LabelError(f"label {int(host[index])} at index {index} of {where} is not one of the "
+                     f"{num_classes} classes (0 to {num_classes - 1})")
 
 
 @dataclasses.dataclass(frozen=True)
 class ArrayDataset:
     """A labelled image dataset held whole in memory (on the device, by default).
 
-    ``images``: ``(N, H, W, C)`` float32 in [0, 1]; ``labels``: ``(N,)`` int32.
+    ``images``: ``(N, H, W, C)`` float32 in [0, 1]; ``labels``: ``(N,)`` int32, each a
+    class index (checked: a label outside ``class_names`` raises :class:`LabelError`).
+    ``origin`` says where the examples came from, for error messages.
     Like the course's ``train_data``: ``len(ds)``, ``ds.classes``, ``ds.class_to_idx``.
     """
 
     images: jax.Array
     labels: jax.Array
     class_names: tuple[str, ...]
+    origin: str = "an ArrayDataset"
 
     def __post_init__(self):
         if self.images.ndim != 4:
             raise ValueError(f"images must be NHWC, got shape {tuple(self.images.shape)}")
         if self.labels.shape != self.images.shape[:1]:
             raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+        if self.class_names:
+            check_labels(self.labels, len(self.class_names), self.origin)
 
     @classmethod
-    def from_uint8(cls, images: np.ndarray, labels: np.ndarray, class_names) -> ArrayDataset:
+    def from_uint8(cls, images: np.ndarray, labels: np.ndarray, class_names,
+                   origin: str = "an ArrayDataset") -> ArrayDataset:
         """Put uint8 images on the device (4x fewer bytes to move) and scale them there:
-        the course's ``ToTensor()``."""
-        images = jnp.asarray(images, jnp.uint8).astype(jnp.float32) / 255.0
-        return cls(images, jnp.asarray(labels, jnp.int32), tuple(class_names))
+        the course's ``ToTensor()``. Images of another dtype are refused: a cast would
+        wrap floats and wider integers silently."""
+        dtype = np.asarray(images).dtype if not hasattr(images, "dtype") else images.dtype
+        if dtype != np.uint8:
+            raise TypeError(f"from_uint8 takes uint8 images (0-255), got dtype {dtype}; for float "
+                            "images in [0, 1] construct ArrayDataset(images, labels, class_names)")
+        labels = np.asarray(labels)
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise LabelError(f"labels of {origin} must be integer class indices, got dtype {labels.dtype}")
+        images = jnp.asarray(images).astype(jnp.float32) / 255.0
+        return cls(images, jnp.asarray(labels, jnp.int32), tuple(class_names), origin)
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -89,18 +138,23 @@ class ArrayDataset:
         return tuple(self.images.shape[1:])
 
     def take(self, n: int) -> ArrayDataset:
-        """The first ``n`` examples (for smoke runs and tests)."""
-        return ArrayDataset(self.images[:n], self.labels[:n], self.class_names)
+        """The first ``n`` examples (for smoke runs and tests); all of them if there are fewer."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"take(n) needs a positive number of examples, got {n!r}")
+        return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n])
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageClassificationData:
-    """Both splits of a dataset and where they came from."""
+    """Both splits of a dataset and where they came from: ``reader`` is
+    ``"official files"`` or ``"tensorflow-datasets"`` (the two give the same examples,
+    in different orders), ``source`` says where on disk."""
 
     train: ArrayDataset
     test: ArrayDataset
     name: str
     source: str
+    reader: str = "official files"
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -113,25 +167,79 @@ def default_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path 
     return pathlib.Path(chosen).expanduser() if chosen else None
 
 
+def offline_requested(offline: bool | None = None) -> bool:
+    """``offline`` if given, else whether ``$JAXDL_OFFLINE`` is set to 1/true/yes."""
+    if offline is not None:
+        return offline
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
-                 download: bool = True) -> ImageClassificationData:
+                 download: bool = True, offline: bool | None = None) -> ImageClassificationData:
     """Load both splits of dataset ``name`` onto the device.
 
-    ``load_dataset("fashion_mnist", "../shared/data")`` reads the official files;
-    ``load_dataset("fashion_mnist")`` goes through tensorflow-datasets. See the
-    module docstring for the order, and the README's "Data" section.
+    ``load_dataset("fashion_mnist", "../shared/data")`` reads the official files from
+    that folder (or a prepared tfds copy there); ``load_dataset("fashion_mnist")`` goes
+    through tensorflow-datasets' own directory, downloading on first use unless
+    ``download=False`` or ``offline`` (default ``$JAXDL_OFFLINE``). See the module
+    docstring for the order, and the README's "Data" section.
     """
     root = default_data_dir(data_dir)
-    folder = idx.find_official_folder(root, name) if root is not None else None
+    if root is None:
+        return _load_tfds(name, None, download and not offline_requested(offline))
+    if not root.is_dir():
+        given = "data_dir" if data_dir is not None else f"${DATA_DIR_ENV}"
+        raise DatasetUnavailableError(f"the data folder {root} ({given}) does not exist; "
+                                      + _how_to_get(name, None, short=True))
+    folder = idx.find_official_folder(root, name)
     if folder is not None:
         if name not in CLASS_NAMES:
             raise ValueError(f"{folder} holds IDX files, but jaxdl knows no class names for "
                              f"{name!r}; use one of {sorted(CLASS_NAMES)}")
-        arrays = idx.load_idx_folder(folder)
-        splits = {s: ArrayDataset.from_uint8(arrays[f"{s}_images"], arrays[f"{s}_labels"],
-                                             CLASS_NAMES[name]) for s in ("train", "test")}
+        arrays = idx.load_idx_folder(folder, name)
+        splits = {s: ArrayDataset.from_uint8(arrays[f"{s}_images"], arrays[f"{s}_labels"], CLASS_NAMES[name],
+                                             origin=f"the {s} split of {folder}") for s in ("train", "test")}
         return ImageClassificationData(splits["train"], splits["test"], name, f"official files in {folder}")
-    return _load_tfds(name, root, download)
+    if _tfds_prepared(name, root):
+        return _load_tfds(name, root, download=False)
+    looked = [str(root / name), str(root / name.replace("_", "-")), str(root)]
+    raise DatasetUnavailableError(
+        f"{root} does not hold dataset {name!r}: no official files ({', '.join(idx.OFFICIAL_FILES.values())}) "
+        f"in {', '.join(dict.fromkeys(looked))}, and no prepared tensorflow-datasets copy in {root / name}. "
+        + _how_to_get(name, root, short=True))
+
+
+def _tfds_builder(name: str, data_dir: pathlib.Path | None):
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=data_dir)
+    except Exception as err:  # tfds raises DatasetNotFoundError and friends
+        raise DatasetUnavailableError(f"tensorflow-datasets has no dataset {name!r}: {err}") from err
+
+
+def _tfds_prepared(name: str, data_dir: pathlib.Path | None) -> bool:
+    if data_dir is not None and not (data_dir / name).is_dir():
+        return False  # not even a folder for it: no need to ask tfds
+    builder = _tfds_builder(name, data_dir)
+    return builder.is_prepared() if hasattr(builder, "is_prepared") else builder.data_path.exists()
+
+
+def check_reachable(urls, timeout: float = 5.0) -> None:
+    """Raise :class:`DatasetUnavailableError` unless the host of the first of ``urls``
+    accepts a connection within ``timeout`` seconds: one quick try before tfds starts
+    a download that it would otherwise retry for minutes on a machine without a network."""
+    urls = list(urls)
+    if not urls:
+        return
+    parsed = urllib.parse.urlsplit(urls[0])
+    if not parsed.hostname:
+        return
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        socket.create_connection((parsed.hostname, port), timeout=timeout).close()
+    except OSError as err:
+        raise DatasetUnavailableError(f"cannot reach {parsed.hostname} to download ({err})") from err
 
 
 def _read_records(source, chunk: int = 4096) -> list:
@@ -161,25 +269,42 @@ def _tfds_split_to_arrays(source) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_tfds(name: str, data_dir: pathlib.Path | None, download: bool) -> ImageClassificationData:
+    builder = _tfds_builder(name, data_dir)
+    sources = _tfds_sources(name, ("train", "test"), data_dir, download, builder)
+    class_names = tuple(builder.info.features["label"].names)
+    splits = {s: ArrayDataset.from_uint8(*_tfds_split_to_arrays(source), class_names,
+                                         origin=f"the {s} split of tensorflow-datasets' {name}")
+              for s, source in sources.items()}
+    return ImageClassificationData(splits["train"], splits["test"], name,
+                                   f"tensorflow-datasets in {builder.data_dir}", reader="tensorflow-datasets")
+
+
+def _tfds_sources(name: str, splits, data_dir: pathlib.Path | None, download: bool, builder=None) -> dict:
+    """``tfds.data_source`` of each split: what is prepared is read; otherwise, when
+    allowed, a download -- tried against the network first, and cleaned up when it fails."""
     import tensorflow_datasets as tfds
 
     try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as err:  # tfds raises DatasetNotFoundError and friends
-        raise DatasetUnavailableError(f"tensorflow-datasets has no dataset {name!r}: {err}") from err
-    prepared = builder.is_prepared() if hasattr(builder, "is_prepared") else builder.data_path.exists()
-    if not prepared and not download:
-        raise DatasetUnavailableError(_how_to_get(name, data_dir, "it is not prepared and download=False"))
-    try:
-        sources = {s: tfds.data_source(name, split=s, data_dir=data_dir, download=download)
-                   for s in ("train", "test")}
+        return {s: tfds.data_source(name, split=s, data_dir=data_dir, download=False) for s in splits}
     except Exception as err:
+        if not download:
+            reason = (f"it is not prepared ({type(err).__name__}), and downloads are off "
+                      "(download=False or $JAXDL_OFFLINE)")
+            raise DatasetUnavailableError(_how_to_get(name, data_dir, reason)) from err
+    builder = builder or _tfds_builder(name, data_dir)
+    try:
+        check_reachable(getattr(builder, "url_infos", None) or ())
+    except DatasetUnavailableError as err:
+        raise DatasetUnavailableError(_how_to_get(name, data_dir, str(err))) from None
+    downloads = pathlib.Path(builder.data_dir_root) / "downloads"
+    before = set(downloads.iterdir()) if downloads.is_dir() else set()
+    try:
+        return {s: tfds.data_source(name, split=s, data_dir=data_dir, download=True) for s in splits}
+    except Exception as err:
+        # leave no partial download for a later run to trip over
+        for entry in (set(downloads.iterdir()) if downloads.is_dir() else set()) - before:
+            shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
         raise DatasetUnavailableError(_how_to_get(name, data_dir, f"{type(err).__name__}: {err}")) from err
-    class_names = tuple(builder.info.features["label"].names)
-    splits = {s: ArrayDataset.from_uint8(*_tfds_split_to_arrays(source), class_names)
-              for s, source in sources.items()}
-    return ImageClassificationData(splits["train"], splits["test"], name,
-                                   f"tensorflow-datasets in {builder.data_dir}")
 
 
 class TfdsImageSource:
@@ -189,16 +314,15 @@ class TfdsImageSource:
     it from the host in background threads, with the same batches interface."""
 
     def __init__(self, name: str, split: str, data_dir: str | os.PathLike | None = None,
-                 download: bool = True):
-        import tensorflow_datasets as tfds
-
-        try:
-            self.source = tfds.data_source(name, split=split, data_dir=default_data_dir(data_dir),
-                                           download=download)
-            self.class_names = tuple(tfds.builder(name, data_dir=default_data_dir(data_dir))
-                                     .info.features["label"].names)
-        except Exception as err:
-            raise DatasetUnavailableError(_how_to_get(name, data_dir, f"{type(err).__name__}: {err}")) from err
+                 download: bool = True, offline: bool | None = None):
+        root = default_data_dir(data_dir)
+        if root is not None and not _tfds_prepared(name, root):
+            raise DatasetUnavailableError(f"{root} holds no prepared tensorflow-datasets copy of {name!r} "
+                                          f"(looked for {root / name}). " + _how_to_get(name, root, short=True))
+        builder = _tfds_builder(name, root)
+        download = download and root is None and not offline_requested(offline)
+        self.source = _tfds_sources(name, (split,), root, download, builder)[split]
+        self.class_names = tuple(builder.info.features["label"].names)
 
     def __len__(self) -> int:
         return len(self.source)
@@ -209,15 +333,19 @@ class TfdsImageSource:
         return (image[..., None] if image.ndim == 2 else image), int(record["label"])
 
 
-def _how_to_get(name: str, data_dir, reason: str) -> str:
-    where = data_dir or "tfds's default data directory (~/tensorflow_datasets)"
-    return (
-        f"cannot load dataset {name!r} from {where}: {reason}.\n"
-        "  - with a network: load_dataset(name) downloads and prepares it (needs tensorflow);\n"
-        f"  - offline, with the four official *-ubyte.gz files in a folder: pass data_dir=FOLDER "
-        f"(or set {DATA_DIR_ENV}=FOLDER), or prepare the tfds copy with\n"
-        f"    jaxdl data prepare {name} --from FOLDER"
-    )
+def _how_to_get(name: str, data_dir, reason: str = "", short: bool = False) -> str:
+    """What a user can do to get dataset ``name``: the message of every
+    :class:`DatasetUnavailableError`."""
+    options = (
+        f"To get it: with a network, load_dataset({name!r}) with no data folder (and "
+        f"{DATA_DIR_ENV} unset) downloads it into tensorflow-datasets' directory; offline, put "
+        f"the four official *-ubyte.gz files in a folder and pass data_dir=FOLDER (--data-dir "
+        f"FOLDER, or set {DATA_DIR_ENV}=FOLDER), or prepare the tfds copy with "
+        f"`jaxdl data prepare {name} --from FOLDER`.")
+    if short:
+        return options
+    where = data_dir or "tensorflow-datasets' directory (~/tensorflow_datasets or $TFDS_DATA_DIR)"
+    return f"cannot load dataset {name!r} from {where}: {reason}. {options}"
 
 
 def prepare_from_official_files(name: str, folder: str | os.PathLike,
@@ -226,33 +354,46 @@ def prepare_from_official_files(name: str, folder: str | os.PathLike,
 
     tfds keeps what it downloads in ``<data_dir>/downloads`` under a name derived from
     the URL and the registered checksum, and uses a file found there without fetching
-    or re-hashing it. So the official files are first checked (their IDX contents must
-    read), then copied there under those names -- each through a temporary file and an
-    atomic rename -- and tfds prepares the dataset as if it had downloaded them. tfds
+    or re-hashing it. So the official files are first checked against the published
+    checksums (a truncated file, another dataset's files, any other content are refused
+    with :class:`~jaxdl.data.idx.WrongDatasetError` or ``CorruptFileError``), then
+    copied there under those names -- each through a temporary file and an atomic
+    rename, replacing a cached file whose content differs -- and tfds prepares the
+    dataset as if it had downloaded them. tfds
     itself writes the prepared dataset to a temporary folder that it renames only when
     complete, so an interrupted run leaves nothing that a later run would trust.
     Needs TensorFlow. Returns the prepared dataset's directory.
     """
-    import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import resource as tfds_resource
 
     folder = pathlib.Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--from folder {folder} does not exist")
     found = idx.find_official_folder(folder, name)
     if found is None:
         raise FileNotFoundError(f"no official {name} files ({', '.join(idx.OFFICIAL_FILES.values())}) "
                                 f"in {folder}")
-    idx.load_idx_folder(found)  # refuse a truncated or corrupt file before tfds sees it
-    builder = tfds.builder(name, data_dir=data_dir)
+    # refuse a truncated file, another dataset's files or any unpublished content before tfds sees it
+    idx.load_idx_folder(found, name, strict=True)
+    builder = _tfds_builder(name, None if data_dir is None else pathlib.Path(data_dir).expanduser())
     downloads = pathlib.Path(builder.data_dir_root) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     for url, info in builder.url_infos.items():
         target = downloads / tfds_resource.get_dl_fname(url, info.checksum)
-        if not target.exists():
-            with tempfile.NamedTemporaryFile(dir=downloads, delete=False, suffix=".tmp") as tmp:
-                with open(found / info.filename, "rb") as src:
-                    shutil.copyfileobj(src, tmp)
-            os.replace(tmp.name, target)
-        target.with_suffix(target.suffix + ".INFO").write_text(
-            json.dumps({"urls": [url], "original_fname": info.filename}))
+        source = found / info.filename
+        if not target.exists() or _content_sha256(target) != _content_sha256(source):
+            # a file tfds would trust blindly: it must be the published content
+            with atomic_path(target) as tmp:
+                shutil.copyfile(source, tmp)
+        with atomic_path(target.with_suffix(target.suffix + ".INFO")) as tmp:
+            tmp.write_text(json.dumps({"urls": [url], "original_fname": info.filename}))
     builder.download_and_prepare(file_format="array_record")
     return pathlib.Path(builder.data_dir)
+
+
+def _content_sha256(path: pathlib.Path) -> str | None:
+    """SHA-256 of a file's decompressed content; ``None`` if it does not read."""
+    try:
+        return hashlib.sha256(idx.read_content(path)).hexdigest()
+    except idx.CorruptFileError:
+        return None

@@ -16,7 +16,14 @@ import pathlib
 import numpy as np
 from PIL import Image
 
+from jaxdl.errors import JaxdlError
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class ImageFolderError(JaxdlError, ValueError):
+    """An image folder whose classes cannot be trusted: an empty class folder, or
+    splits with different classes."""
 
 
 def walk_through_dir(dir_path: str | os.PathLike) -> list[tuple[str, int, int]]:
@@ -47,6 +54,8 @@ class ImageFolder:
     """``root/<class_name>/<image>`` as a random-access dataset of ``(image, label)``.
 
     ``image_size``: ``(height, width)`` every image is resized to (the course uses 64x64).
+    A class folder without an image is refused with its name: it would still take a
+    label, and every later class's label would differ from a split that has it.
     ``folder[i]`` gives a float32 ``(H, W, 3)`` array in [0, 1] and an int label;
     :meth:`load` reads all of them into an on-device :class:`ArrayDataset` (for folders
     that fit), and :func:`jaxdl.data.make_batches` streams them from the host otherwise.
@@ -64,6 +73,15 @@ class ImageFolder:
         ]
         if not self.samples:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}")
+        counts = {name: 0 for name in self.classes}
+        for _, label in self.samples:
+            counts[self.classes[label]] += 1
+        empty = [name for name, n in counts.items() if n == 0]
+        if empty:
+            raise ImageFolderError(f"class folder{'s' if len(empty) > 1 else ''} "
+                             f"{', '.join(str(self.root / name) for name in empty)} of {self.root} "
+                             f"hold{'' if len(empty) > 1 else 's'} no image ({', '.join(IMAGE_EXTENSIONS)}); "
+                             "remove it or add its images")
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -90,7 +108,27 @@ class ImageFolder:
         import jax.numpy as jnp
 
         images = np.stack([self[i][0] for i in range(len(self))])
-        return ArrayDataset(jnp.asarray(images), jnp.asarray(self.targets, jnp.int32), self.class_names)
+        return ArrayDataset(jnp.asarray(images), jnp.asarray(self.targets, jnp.int32), self.class_names,
+                            origin=f"the image folder {self.root}")
+
+
+def image_folder_splits(root: str | os.PathLike, image_size: tuple[int, int] = (64, 64),
+                        splits: tuple[str, ...] = ("train", "test")) -> tuple[ImageFolder, ...]:
+    """``root/train`` and ``root/test`` (the course's layout) as :class:`ImageFolder` s,
+    refused unless they have the same class folders: a class that one split lacks would
+    shift the labels of every class after it."""
+    root = pathlib.Path(root)
+    folders = tuple(ImageFolder(root / split, image_size) for split in splits)
+    first = folders[0]
+    for folder in folders[1:]:
+        if folder.classes != first.classes:
+            only_first = sorted(set(first.classes) - set(folder.classes))
+            only_this = sorted(set(folder.classes) - set(first.classes))
+            raise ImageFolderError(
+                f"{first.root} and {folder.root} must have the same class folders; only in "
+                f"{first.root.name}: {', '.join(only_first) or '-'}; only in {folder.root.name}: "
+                f"{', '.join(only_this) or '-'}")
+    return folders
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:

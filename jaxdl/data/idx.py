@@ -12,10 +12,14 @@ dimensions, one 4-byte size per dimension -- then the raw array in C order.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import pathlib
+import warnings
 import zlib
 
 import numpy as np
+
+from jaxdl.errors import JaxdlError
 
 OFFICIAL_FILES = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -25,9 +29,32 @@ OFFICIAL_FILES = {
 }
 """The four files of an MNIST-style dataset, under their official names."""
 
+OFFICIAL_SHA256 = {
+    "mnist": {
+        "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+    },
+    "fashion_mnist": {
+        "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+"""SHA-256 of the *decompressed* content of each published file. The content, not the
+``.gz`` bytes: the same data re-compressed (Debian's package, a ``gzip -6`` copy) has
+other bytes but the same content. Taken from files whose content has the MD5 sums
+published with the datasets."""
 
-class CorruptFileError(ValueError):
+
+class CorruptFileError(JaxdlError, ValueError):
     """An IDX file that cannot be read as what it claims to be."""
+
+
+class WrongDatasetError(JaxdlError, ValueError):
+    """Official files that are not the dataset they were asked for."""
 
 
 def read_idx(path: str | pathlib.Path) -> np.ndarray:
@@ -36,6 +63,12 @@ def read_idx(path: str | pathlib.Path) -> np.ndarray:
     Raises :class:`CorruptFileError` naming the file when it is truncated, not gzip,
     or its header does not describe its contents.
     """
+    path = pathlib.Path(path)
+    return parse_idx(read_content(path), path)
+
+
+def read_content(path: str | pathlib.Path) -> bytes:
+    """The bytes of an IDX file, decompressed if it ends in ``.gz``."""
     path = pathlib.Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
@@ -46,6 +79,11 @@ def read_idx(path: str | pathlib.Path) -> np.ndarray:
             f"{path} is not a readable gzip file ({err}); it is probably truncated or "
             "corrupt -- download it again"
         ) from err
+    return data
+
+
+def parse_idx(data: bytes, path: str | pathlib.Path) -> np.ndarray:
+    """The array an IDX file's content describes (``path`` names it in errors)."""
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
         raise CorruptFileError(f"{path} does not start with an IDX header (two zero bytes)")
     if data[2] != 0x08:
@@ -85,11 +123,47 @@ def find_official_folder(data_dir: str | pathlib.Path, name: str) -> pathlib.Pat
     return None
 
 
-def load_idx_folder(folder: str | pathlib.Path) -> dict[str, np.ndarray]:
+def identify(contents: dict[str, bytes]) -> dict[str, str | None]:
+    """Which published dataset each file's content is (``None``: none of them)."""
+    digests = {key: hashlib.sha256(content).hexdigest() for key, content in contents.items()}
+    return {key: next((name for name, files in OFFICIAL_SHA256.items() if files.get(key) == digest), None)
+            for key, digest in digests.items()}
+
+
+def check_dataset(folder: pathlib.Path, name: str, contents: dict[str, bytes], strict: bool) -> None:
+    """Refuse files of another published dataset than ``name``; files of no published
+    dataset are refused when ``strict`` and read with a warning otherwise."""
+    if name not in OFFICIAL_SHA256:
+        return
+    found = identify(contents)
+    others = {key: other for key, other in found.items() if other not in (None, name)}
+    if others:
+        described = ", ".join(f"{OFFICIAL_FILES[key]} is {other}'s" for key, other in others.items())
+        raise WrongDatasetError(f"{folder} does not hold the official {name} files: {described}; "
+                                f"point to the folder of {name}'s own files")
+    unknown = [OFFICIAL_FILES[key] for key, other in found.items() if other is None]
+    if unknown:
+        message = (f"{', '.join(str(folder / f) for f in unknown)}: content differs from the published "
+                   f"{name} files (SHA-256 of the decompressed content)")
+        if strict:
+            raise WrongDatasetError(message + "; download the official files again")
+        warnings.warn(message + "; reading them anyway", stacklevel=3)
+
+
+def load_idx_folder(folder: str | pathlib.Path, name: str | None = None, *,
+                    strict: bool = False) -> dict[str, np.ndarray]:
     """The four official files of ``folder`` as arrays: images ``(N, 28, 28, 1)`` uint8
-    and labels ``(N,)`` uint8, keyed like :data:`OFFICIAL_FILES`."""
+    and labels ``(N,)`` uint8, keyed like :data:`OFFICIAL_FILES`.
+
+    With ``name`` (``"mnist"``, ``"fashion_mnist"``), the contents are checked against
+    the published checksums (:data:`OFFICIAL_SHA256`): another dataset's files raise
+    :class:`WrongDatasetError`; unknown contents too when ``strict``, else a warning.
+    """
     folder = pathlib.Path(folder)
-    arrays = {key: read_idx(folder / fname) for key, fname in OFFICIAL_FILES.items()}
+    contents = {key: read_content(folder / fname) for key, fname in OFFICIAL_FILES.items()}
+    arrays = {key: parse_idx(contents[key], folder / OFFICIAL_FILES[key]) for key in OFFICIAL_FILES}
+    if name is not None:  # after parsing: a truncated file is reported as truncated
+        check_dataset(folder, name, contents, strict)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):

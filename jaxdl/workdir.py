@@ -1,0 +1,269 @@
+"""A work directory is a jaxdl run, and only jaxdl touches it.
+
+An experiment writes everything of one run -- results, plots, logs, checkpoints -- into
+its work directory (``runs/<experiment>`` by default). :class:`WorkDirectory` makes that
+directory safe to point at, whatever a user types:
+
+* **A marker.** When a run starts it writes ``jaxdl_run.json``: the experiment, the
+  flags that define the run, the data it read, the library versions and a line for
+  every start. jaxdl writes only into an empty directory or one that carries the marker,
+  and ``--overwrite`` empties only a directory with the marker -- never ``.``, ``~``,
+  ``/``, a directory that holds the current one, or the target of a symbolic link.
+* **A lock.** While a run lives it holds an operating-system lock on ``.jaxdl.lock``
+  in the directory, so a second process that asks for the same directory is refused
+  with a message instead of mixing its checkpoints into the first one's. The system
+  drops the lock when the process ends, however it ends, so a killed run leaves no
+  stale lock behind.
+* **Resume checks.** ``--resume`` continues a run only with the flags that define it
+  (batch size, learning rate, seed, examples, the experiment's own choices, the data it
+  read); it names every difference and refuses. Flags that may change -- the number of
+  epochs, to extend a run, or where the data lives -- are recorded in the start's line.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+import shutil
+import sys
+from typing import Any
+
+from jaxdl.errors import JaxdlError
+from jaxdl.files import atomic_path
+
+MARKER = "jaxdl_run.json"
+"""The file that makes a directory a jaxdl run."""
+
+LOCK = ".jaxdl.lock"
+"""The file a running process holds an operating-system lock on."""
+
+
+class WorkDirectoryError(JaxdlError, RuntimeError):
+    """A work directory that jaxdl will not use as asked: not a run of jaxdl's, unsafe
+    to empty, not writable, or in use by another process."""
+
+
+class ResumeMismatchError(JaxdlError, ValueError):
+    """A run resumed with flags or data that change what its steps compute."""
+
+
+def flag_name(key: str) -> str:
+    """``"batch_size"`` -> ``"--batch-size"``: how a config key is typed on the command line."""
+    return "--" + key.replace("_", "-")
+
+
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from the marker, so saved and current values compare
+    equal exactly when they would print the same."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def _unsafe_to_empty(path: pathlib.Path) -> str | None:
+    """Why ``path`` must never be emptied, or ``None``."""
+    if path.is_symlink():
+        return f"it is a symbolic link to {path.resolve()}; name the directory itself"
+    resolved = path.resolve()
+    home, cwd = pathlib.Path.home().resolve(), pathlib.Path.cwd().resolve()
+    if resolved == pathlib.Path(resolved.anchor):
+        return "it is the root of the file system"
+    if resolved == home or resolved in home.parents:
+        return "it is or holds your home directory"
+    if resolved == cwd or resolved in cwd.parents:
+        return "it is or holds the current directory"
+    return None
+
+
+class _FileLock:
+    """An exclusive, non-blocking operating-system lock on one file, held until released
+    or until the process ends."""
+
+    def __init__(self, path: pathlib.Path):
+        self.path = path
+        self.file = open(path, "a+")
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.file.seek(0)
+            holder = self.file.read().strip() or "unknown"
+            self.file.close()
+            raise WorkDirectoryError(
+                f"{path.parent} is in use by another jaxdl run (process {holder}); wait for it to "
+                "finish, or give this run another --workdir") from None
+        self.file.seek(0)
+        self.file.truncate()
+        self.file.write(f"{os.getpid()}\n")
+        self.file.flush()
+
+    def release(self) -> None:
+        if not self.file.closed:
+            self.file.close()  # closing the file releases the lock
+
+
+class WorkDirectory:
+    """The work directory of one run, opened for this process.
+
+    ``defines`` are the settings that decide what the run computes (they must be the
+    same to resume it); ``may_change`` are recorded but may differ on resume.
+    ``resume=True`` continues the run found there (or starts one in an empty
+    directory); ``overwrite=True`` empties a directory that holds an earlier jaxdl run
+    and starts afresh. Without either, a directory that holds a run is refused.
+    The directory stays locked until :meth:`close` or the end of the process.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, experiment: str, defines: dict[str, Any],
+                 may_change: dict[str, Any] | None = None, *, resume: bool = False, overwrite: bool = False):
+        if path is None or not str(path).strip():
+            raise WorkDirectoryError("the work directory is an empty path; give a folder such as runs/my_run")
+        self.path = pathlib.Path(str(path)).expanduser()
+        self.experiment = experiment
+        self.defines, self.may_change = _as_json(defines), _as_json(may_change or {})
+        if self.path.exists() and not self.path.is_dir():
+            raise WorkDirectoryError(f"work directory {self.path} is a file, not a directory")
+        reason = _unsafe_to_empty(self.path) if overwrite and self.path.exists() else None
+        if reason is not None:
+            raise WorkDirectoryError(f"--overwrite will not empty {self.path}: {reason}")
+        if self._entries() and not self.marker_path.is_file():
+            raise WorkDirectoryError(
+                f"{self.path} holds files that are not a jaxdl run (it has no {MARKER}); jaxdl "
+                "neither writes into it nor deletes it: give this run another --workdir")
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock = _FileLock(self.path / LOCK)
+        except OSError as err:
+            raise WorkDirectoryError(f"cannot use {self.path} as a work directory: {err}") from err
+        try:
+            how = self._start(resume, overwrite)
+        except BaseException:
+            self.close()
+            raise
+        self.resumed = how == "resume"
+
+    @property
+    def marker_path(self) -> pathlib.Path:
+        return self.path / MARKER
+
+    def _entries(self) -> list[pathlib.Path]:
+        if not self.path.is_dir():
+            return []
+        return [entry for entry in self.path.iterdir() if entry.name != LOCK]
+
+    def _start(self, resume: bool, overwrite: bool) -> str:
+        """Decide, under the lock, how this run starts, and write the marker."""
+        entries = self._entries()
+        if not entries:
+            self.marker = self._new_marker()
+            how = "new"
+        elif not self.marker_path.is_file():  # filled by someone else since the first look
+            raise WorkDirectoryError(f"{self.path} holds files that are not a jaxdl run (no {MARKER})")
+        elif overwrite:
+            for entry in entries:  # symbolic links are removed, never followed
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+            self.marker = self._new_marker()
+            how = "overwrite"
+        elif resume:
+            self.marker = self._read_marker()
+            self._check_resume()
+            how = "resume"
+        else:
+            raise WorkDirectoryError(
+                f"{self.path} holds an earlier run: pass --resume to continue it, --overwrite to "
+                "delete it and start again, or give this run another --workdir")
+        changed = {flag_name(k): {"was": self.marker["may_change"].get(k), "now": v}
+                   for k, v in self.may_change.items() if self.marker["may_change"].get(k) != v}
+        self.marker["may_change"] = self.may_change
+        self.marker["starts"].append({"time": _now(), "how": how, "pid": os.getpid(),
+                                      "command": " ".join(sys.argv),
+                                      **({"changed": changed} if changed else {})})
+        self._write_marker()
+        return how
+
+    def _new_marker(self) -> dict[str, Any]:
+        return {"jaxdl_run": 1, "experiment": self.experiment, "defines": self.defines,
+                "may_change": self.may_change, "data": {}, "versions": _versions(), "starts": []}
+
+    def _read_marker(self) -> dict[str, Any]:
+        try:
+            marker = json.loads(self.marker_path.read_text())
+            if not isinstance(marker, dict) or marker.get("jaxdl_run") != 1:
+                raise ValueError("it is not a jaxdl run marker")
+            for field in ("experiment", "defines", "may_change", "data", "starts"):
+                marker[field]  # noqa: B018 -- a KeyError below names the missing field
+        except (OSError, ValueError, KeyError) as err:
+            raise WorkDirectoryError(f"cannot read {self.marker_path} ({type(err).__name__}: {err}); "
+                                     "start this run again with --overwrite") from err
+        return marker
+
+    def _write_marker(self) -> None:
+        try:
+            with atomic_path(self.marker_path) as tmp:
+                tmp.write_text(json.dumps(self.marker, indent=2) + "\n")
+        except OSError as err:
+            raise WorkDirectoryError(f"cannot write to work directory {self.path}: {err}") from err
+
+    def _check_resume(self) -> None:
+        if self.marker["experiment"] != self.experiment:
+            raise ResumeMismatchError(f"{self.path} holds a run of experiment {self.marker['experiment']!r}, "
+                                      f"not {self.experiment!r}; give this run another --workdir")
+        saved = self.marker["defines"]
+        differences = [f"{flag_name(k)} was {saved.get(k)!r}, now {self.defines.get(k)!r}"
+                       for k in sorted(set(saved) | set(self.defines)) if saved.get(k) != self.defines.get(k)]
+        if differences:
+            raise ResumeMismatchError(
+                f"cannot resume {self.path} with other settings than it was started with: "
+                + "; ".join(differences)
+                + ". Resume with the run's own settings, or start a new run (--overwrite or another --workdir)")
+
+    def check_data(self, name: str, description: dict[str, Any]) -> None:
+        """Record what dataset ``name`` was (its source, its sizes) on the run's first
+        start; on a resume, refuse data that differs from it."""
+        description = _as_json(description)
+        saved = self.marker["data"].get(name)
+        if saved is None:
+            self.marker["data"][name] = description
+            self._write_marker()
+        elif saved != description:
+            differences = [f"{k} was {saved.get(k)!r}, now {description.get(k)!r}"
+                           for k in sorted(set(saved) | set(description)) if saved.get(k) != description.get(k)]
+            raise ResumeMismatchError(f"cannot resume {self.path}: dataset {name!r} differs from the one "
+                                      f"the run started with ({'; '.join(differences)})")
+
+    def close(self) -> None:
+        """Release the lock (the directory and its marker stay)."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+
+    def __enter__(self) -> WorkDirectory:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("jaxdl", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    versions["python"] = ".".join(map(str, sys.version_info[:3]))
+    return versions
