@@ -1,4 +1,4 @@
-"""The convolutions of ``jaxdl.conv``: the lesson's timing, then every course conv layer.
+"""The convolutions of ``jaxdl.conv`` and ``jaxdl.kernels``: the lesson's timing, then every course conv layer.
 
     python benchmarks/conv_speed.py                 # both parts, markdown to benchmarks/conv_speed_<backend>.md
     python benchmarks/conv_speed.py --part layers   # only the course layers
@@ -10,21 +10,22 @@ and ``lax.conv_general_dilated`` (jit).
 Part 2, the course's models: every ``Conv2D`` call of every course model at its course
 batch size (found by intercepting the layers, so the list follows the models), its
 forward and backward pass timed by ``lax``, by im2col + matmul and, stride 1, with rows
-packed into channels (``conv2d_packed``, by the rule's pixels or 2), alternating, best of
-several (and by ``conv2d_planes`` where the rule takes it). The backward pass computes
-what training needs: the kernel gradient, and the input gradient for every layer but a
-model's first, whose input is the data. Everything is compiled as the library compiles it (``jaxdl.compiler.jit``);
-one more column times ``lax`` with XLA's default options, the evidence for
-``jaxdl.compiler.CPU_COMPILER_OPTIONS``. This is the evidence behind
-``jaxdl.conv.conv2d_auto``'s choice, which the last columns show with its own time (on CPU
-a ``lax`` layer's kernel gradient summed over batch chunks, ``conv.kernel_grad_chunks``, and a
-packed first layer's taken unpacked). A layer alone reads its input from memory, where in a
-model it comes out of a fusion: whole train steps (``train_speed.py``) have the last word.
+packed into channels (``kernels.conv2d_packed``, by the policy's pixels or 2), alternating,
+best of several (and by ``kernels.conv2d_planes`` where the policy takes it). The backward
+pass computes what training needs: the kernel gradient, and the input gradient for every
+layer but a model's first, whose input is the data. Everything is compiled as the library
+compiles it (``jaxdl.kernels.jit``); one more column times ``lax`` with XLA's default
+options, the evidence for the CPU policy's ``compiler_options``. This is the evidence
+behind the policy's choice (``jaxdl.kernels.Policy.conv``), which the last columns show
+with its own time, as ``Conv2D`` runs it. A layer alone reads its input from memory, where
+in a model it comes out of a fusion: whole train steps (``train_speed.py``) have the last word.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import os
 import pathlib
 import sys
 import time
@@ -34,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import compiler, conv, models
+from jaxdl import conv, kernels, models, runtime
 from jaxdl.layers import Conv2D
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -67,12 +68,12 @@ def fmt(seconds: float) -> str:
 def lesson_table() -> list[str]:
     digits = np.asarray(jax.random.uniform(jax.random.key(0), (16, 28, 28, 1)))
     lines = ["| input | kernels | loops (NumPy) | im2col + matmul (jit) | lax (jit) |", "|---|---|---|---|---|"]
-    for n, kernels in ((1, conv.edge_kernels()[..., :1]), (16, conv.edge_kernels())):
+    for n, bank in ((1, conv.edge_kernels()[..., :1]), (16, conv.edge_kernels())):
         images = digits[:n]
-        times = [best_time(lambda x, k: conv.conv2d_loops(x, k), images, kernels, repeats=3),
-                 best_time(compiler.jit(conv.conv2d_im2col), images, kernels),
-                 best_time(compiler.jit(conv.conv2d), images, kernels)]
-        lines.append(f"| {n} x 28x28x1 | {kernels.shape[-1]} x 3x3 | " + " | ".join(fmt(t) for t in times) + " |")
+        times = [best_time(lambda x, k: conv.conv2d_loops(x, k), images, bank, repeats=3),
+                 best_time(kernels.jit(conv.conv2d_im2col), images, bank),
+                 best_time(kernels.jit(conv.conv2d), images, bank)]
+        lines.append(f"| {n} x 28x28x1 | {bank.shape[-1]} x 3x3 | " + " | ".join(fmt(t) for t in times) + " |")
     return lines
 
 
@@ -105,8 +106,8 @@ def course_conv_layers() -> list[tuple[str, tuple, dict]]:
 
 def layer_table() -> list[str]:
     lines = ["| model | input (NHWC) | kernel | stride, padding | gradients | lax fwd+bwd | lax, XLA's default options "
-             "| im2col fwd+bwd | im2col/lax | packed fwd+bwd (pixels) | packed/lax | planes fwd+bwd | conv2d_auto | "
-             "conv2d_auto fwd+bwd | auto/lax |",
+             "| im2col fwd+bwd | im2col/lax | packed fwd+bwd (pixels) | packed/lax | planes fwd+bwd | policy's choice | "
+             "choice fwd+bwd | choice/lax |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, shape, layer in course_conv_layers():
         kh, kw = layer["kernel"]
@@ -115,20 +116,27 @@ def layer_table() -> list[str]:
         w = jax.random.normal(jax.random.key(1), (kh, kw, shape[-1], layer["features"])) * 0.1
         wrt = (1,) if layer["first"] else (0, 1)  # a model's first layer needs no gradient for its input
 
-        def fwd_bwd(impl, jit=compiler.jit, wrt=wrt):
+        def fwd_bwd(impl, jit=kernels.jit, wrt=wrt):
             def step(x, w):
                 y, vjp = jax.vjp(lambda x, w: impl(x, w, stride, padding), x, w)
                 return tuple(vjp(y)[i] for i in wrt)
             return jit(step)
 
-        choice = conv.conv_algorithm(shape, w.shape, stride)
-        pack = max(2, conv.packing(w.shape, stride))  # stride 1: timed by 2 where the rule does not pack
-        steps = [fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d, jax.jit), fwd_bwd(conv.conv2d_im2col)]
-        if conv.pair(stride, "stride") == (1, 1):
-            steps.append(fwd_bwd(lambda x, w, stride, padding: conv.conv2d_packed(x, w, padding, pack)))
-        if choice == "planes":  # timed only where the rule takes it
-            steps.append(fwd_bwd(lambda x, w, stride, padding: conv.conv2d_planes(x, w, padding)))
-        steps.append(fwd_bwd(conv.conv2d_auto))  # the choice as Conv2D runs it (chunked kernel gradients included)
+        strides = conv.pair(stride, "stride")
+        choice = kernels.active()[1].conv(shape, w.shape, strides)
+        pack = max(2, choice.pack)  # stride 1: timed by 2 where the policy does not pack
+        steps = [fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d, jax.jit), fwd_bwd(kernels.conv2d_im2col)]
+        if strides == (1, 1):
+            steps.append(fwd_bwd(lambda x, w, stride, padding: kernels.conv2d_packed(x, w, padding, pack)))
+        planes = choice.kernel is kernels.ConvKernel.PLANES
+        if planes:  # timed only where the policy takes it
+            steps.append(fwd_bwd(lambda x, w, stride, padding: kernels.conv2d_planes(x, w, padding)))
+
+        def as_conv2d_runs_it(x, w, stride, padding):
+            fast = kernels.faster_conv2d(x.shape, w.shape, stride, 1, x.dtype)
+            return (fast or (lambda x, w, s, p, d: conv.conv2d(x, w, s, p, d)))(x, w, stride, padding, 1)
+
+        steps.append(fwd_bwd(as_conv2d_runs_it))
         times = [[] for _ in steps]
         for _ in range(3):  # alternate, so that noise falls on all
             for step, t in zip(steps, times):
@@ -137,12 +145,12 @@ def layer_table() -> list[str]:
         auto_best = best.pop()
         lax_best, default_best, im2col_best = best[:3]
         packed = f"{fmt(best[3])} (x{pack}) | {best[3] / lax_best:.2f}" if len(best) > 3 else "— | —"
-        planes = fmt(best[-1]) if choice == "planes" else "—"
-        chunks = conv.kernel_grad_chunks(shape) if choice == "lax" else 1
-        choice += f", kernel gradient in {chunks} chunks" if chunks > 1 else ""
+        planes_time = fmt(best[-1]) if planes else "—"
+        chosen = choice.kernel.value + (f" ({choice.pack})" if choice.pack > 1 else "") + (
+            f" ({choice.chunks} chunks)" if choice.chunks > 1 else "")
         lines.append(f"| {name} | {shape} | {kh}x{kw}, {shape[-1]}->{layer['features']} | {stride}, {padding} | "
                      f"{'kernel' if layer['first'] else 'input, kernel'} | {fmt(lax_best)} | {fmt(default_best)} | "
-                     f"{fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {packed} | {planes} | {choice} | "
+                     f"{fmt(im2col_best)} | {im2col_best / lax_best:.2f} | {packed} | {planes_time} | {chosen} | "
                      f"{fmt(auto_best)} | {auto_best / lax_best:.2f} |")
         print(lines[-1], flush=True)
     return lines
@@ -153,8 +161,11 @@ def main() -> None:
     parser.add_argument("--part", choices=("all", "lesson", "layers"), default="all")
     parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/conv_speed_<backend>.md)")
     args = parser.parse_args()
+    runtime.setup()
     device = cpu_name() if jax.default_backend() == "cpu" else jax.devices()[0].device_kind
-    lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}", ""]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [f"Device: {device} ({jax.default_backend()}), jax {jax.__version__}; "
+             f"{datetime.date.today().isoformat()}, load average {load:.2f} at start", ""]
     print(lines[0], flush=True)
     if args.part in ("all", "lesson"):
         lines += ["The lesson's convolution, forward only:", "", *lesson_table(), ""]

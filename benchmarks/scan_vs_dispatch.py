@@ -23,17 +23,18 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import data, models, train  # noqa: E402
+from jaxdl import data, models, runtime, train  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="FashionMNISTModelV2", choices=sorted(models.COURSE_MODELS))
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--examples", type=int, default=12000)
 parser.add_argument("--repeats", type=int, default=3)
-parser.add_argument("--data-dir", default=str(pathlib.Path(__file__).resolve().parents[2] / "shared" / "data"))
+parser.add_argument("--data-dir", help="folder of the official files (default: $JAXDL_DATA_DIR, else tfds)")
 parser.add_argument("--profile", help="write a profiler trace here")
 parser.add_argument("--probe", action="store_true", help="time the weight-gradient convolution in and out of a loop")
 args = parser.parse_args()
+runtime.setup()
 
 
 def probe(repeats: int = 100) -> None:

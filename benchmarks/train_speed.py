@@ -18,19 +18,22 @@ the peak of a large matmul on the same machine.
 Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown, row by row.
 ``--repeats N`` runs each pair N times, alternating, and reports each figure's median, with
 the range of the N per-pair ratios beside the ratio of the medians.
-jaxdl runs as imported, its malloc settings included (``jaxdl.host_memory``); PyTorch
-with glibc's defaults, as the course runs it (``--torch-malloc keep`` gives it jaxdl's).
+jaxdl's worker starts with ``jaxdl.runtime.setup()``, as an entry script does (its
+compilation cache, malloc and dispatch settings); PyTorch runs with glibc's defaults, as the
+course runs it (``--torch-malloc keep`` gives it jaxdl's malloc setting).
+``--kernels plain`` times jaxdl's plain path (``jaxdl.kernels.PLAIN``) instead of its fast one.
 
 On a GPU both frameworks run there: PyTorch with the data on the device (the fastest way
 to feed it; the course copies each batch over), synchronised before every clock reading,
 at its default precisions (TF32 for convolutions, float32 for matmuls), jaxdl at JAX's
-(TF32 allowed for both). The data is read from ``$JAXDL_DATA_DIR`` if set, else from
-``../shared/data`` beside the repository.
+(TF32 allowed for both). The data is read from ``$JAXDL_DATA_DIR``: a folder holding
+``mnist/`` and ``fashion_mnist/`` with the official files.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import math
 import os
@@ -44,7 +47,7 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MIN_TRAIN_SECONDS = 1.0  # epochs are repeated until this long (one full-batch epoch is one step)
-DATA = pathlib.Path(os.environ.get("JAXDL_DATA_DIR") or ROOT.parent / "shared" / "data")
+DATA = pathlib.Path(os.environ.get("JAXDL_DATA_DIR", "")).expanduser()
 
 # model: (course batch size, loss, data)
 SETTINGS = {
@@ -119,17 +122,32 @@ def jax_peak_mb() -> float:
     return stats["peak_bytes_in_use"] / 2**20 if stats and "peak_bytes_in_use" in stats else peak_rss_mb()
 
 
-def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto",
+def kernel_policies(name: str):
+    """``--kernels``: the fast path (jaxdl's default), the plain path, or the fast path with
+    every convolution as im2col + matmul (to check the policy's choices on this machine)."""
+    import dataclasses
+
+    from jaxdl import kernels
+
+    if name == "fast":
+        return kernels.FAST
+    if name == "plain":
+        return kernels.PLAIN
+    every_conv_im2col = dict(planes_max_out_channels=0, pack_max_in_channels=0, kernel_grad_chunk_bytes=0,
+                             im2col_strided=True, im2col_max_patch=2**62)
+    return kernels.Policies(*(dataclasses.replace(p, **every_conv_im2col) for p in
+                              (kernels.CPU, kernels.GPU, kernels.TPU, kernels.PLAIN_POLICY)))
+
+
+def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", kernel_path: str = "fast",
               torch_layout: str = "course") -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jaxdl import conv, data, models, train
+    from jaxdl import data, kernels, models, runtime, train
 
-    if conv_path != "auto":  # every Conv2D one way, to check conv.conv_algorithm's choices on this machine
-        conv.uses_im2col = lambda *args, **kwargs: conv_path == "im2col"
-        conv.uses_planes = lambda *args, **kwargs: False
-        conv.packing = lambda *args, **kwargs: 1
+    runtime.setup()  # as an entry script does; the cache folder comes from $JAXDL_CACHE_DIR
+    kernels.set_default(kernel_policies(kernel_path))
 
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
@@ -145,7 +163,7 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     first_step = time.perf_counter() - began  # compiled here: the worker's cache folder starts empty
     step_flops = program_flops(train.train_step, state, batches[0])
     if epoch_path == "fit":
-        scan = train.default_scan(state, batches[0], len(loader))  # the path fit() takes for this model here
+        scan = kernels.scan_epochs(train.train_step, state, batches[0], len(loader))  # what fit() does here
     else:
         scan = epoch_path == "scan"
 
@@ -229,14 +247,17 @@ def machine_info() -> dict:
     import jax
     import torch
 
+    import jaxdl
+
     on_cpu = jax.default_backend() == "cpu"
-    return {"device": cpu_name() if on_cpu else jax.devices()[0].device_kind, "backend": jax.default_backend(), "jax": jax.__version__,
+    return {"device": cpu_name() if on_cpu else jax.devices()[0].device_kind, "backend": jax.default_backend(),
+            "jax": jax.__version__, "jaxdl": jaxdl.__version__,
             "torch": torch.__version__, "peak_gflops": peak_gflops(),
             "torch_where": f"{torch.get_num_threads()} torch threads" if on_cpu
             else f"torch on {torch.cuda.get_device_name()}"}
 
 
-def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", conv_path: str = "auto",
+def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", kernel_path: str = "fast",
               torch_layout: str = "course") -> dict:
     import numpy as np
     import torch
@@ -314,16 +335,14 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
 
 def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
-            epoch_path: str = "fit", conv_path: str = "auto", torch_layout: str = "course",
+            epoch_path: str = "fit", kernel_path: str = "fast", torch_layout: str = "course",
             torch_malloc: str = "system") -> dict:
     """Runs one worker (``framework``: jaxdl, torch or info) in a fresh process and returns its figures."""
-    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path, conv_path,
-           torch_layout]
+    if framework == "torch" and torch_malloc == "keep":
+        framework = "torch-keep-malloc"
+    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path,
+           kernel_path, torch_layout]
     env = {**os.environ, **(env or {})}
-    if framework == "torch" and torch_malloc == "system":
-        # The worker imports jaxdl to read the data, which would tune malloc as it does for
-        # jaxdl (jaxdl.host_memory); the course's PyTorch code runs with glibc's defaults.
-        env["JAXDL_HOST_MALLOC"] = "system"
     with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**env, "JAXDL_CACHE_DIR": cache})
     if out.returncode:
@@ -357,31 +376,35 @@ def main() -> None:
                              "JAXDL_HOST_MALLOC=system to time jaxdl with glibc's malloc defaults (repeatable)")
     parser.add_argument("--epoch-path", choices=("fit", "scan", "per-batch"), default="fit",
                         help="how jaxdl runs an epoch: as fit() would here (default), or forced, "
-                             "to check train.default_scan's choice on this machine")
-    parser.add_argument("--conv", choices=("auto", "lax", "im2col"), default="auto",
-                        help="how jaxdl's Conv2D layers convolve: conv.conv2d_auto's choice (default), or all forced "
-                             "to lax or im2col, to check that choice on this machine")
+                             "to check jaxdl.kernels.scan_epochs's choice on this machine")
+    parser.add_argument("--kernels", choices=("fast", "plain", "im2col"), default="fast",
+                        help="jaxdl's fast path (default), its plain path (jaxdl.kernels.PLAIN), or the fast path "
+                             "with every convolution as im2col, to check the policy's choices on this machine")
     parser.add_argument("--torch-layout", choices=("course", "channels_last"), default="course",
                         help="PyTorch's image layout: the course's NCHW batches, as its DataLoader makes them "
                              "(default), or channels_last for data and model (PyTorch's faster NHWC path on CPU)")
     parser.add_argument("--torch-malloc", choices=("system", "keep"), default="system",
                         help="PyTorch's malloc: glibc's defaults, as the course runs (default), or the settings "
-                             "jaxdl makes when imported (jaxdl.host_memory), for a like-for-like comparison")
+                             "jaxdl.runtime.setup() makes, for a like-for-like comparison")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run each framework this many times per row, alternating, and print the medians "
                              "with the range of the per-pair ratios (this machine's speed drifts between processes)")
-    parser.add_argument("--worker", nargs=7, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "CONV", "LAYOUT"),
+    parser.add_argument("--worker", nargs=7, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "KERNELS", "LAYOUT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.worker:
-        framework, model, batch, examples, epoch_path, conv_path, torch_layout = args.worker
+        framework, model, batch, examples, epoch_path, kernel_path, torch_layout = args.worker
         if framework == "info":
             print(json.dumps(machine_info()))
             return
+        if framework == "torch-keep-malloc":
+            from jaxdl import runtime
+
+            runtime.keep_freed_host_memory()
         run = run_jaxdl if framework == "jaxdl" else run_torch
-        print(json.dumps(run(model, int(batch), int(examples), epoch_path, conv_path, torch_layout)))
+        print(json.dumps(run(model, int(batch), int(examples), epoch_path, kernel_path, torch_layout)))
         return
 
     names = list(SETTINGS) if args.models == "all" else args.models.split(",")
@@ -394,17 +417,19 @@ def main() -> None:
     header = ("| model | batch | jaxdl train img/s | PyTorch train img/s | ratio | jaxdl eval img/s | "
               "PyTorch eval img/s | ratio | jaxdl first step (s): cold / cached | PyTorch first step (s) | "
               "jaxdl peak MB | PyTorch peak MB | jaxdl train GFLOP/s (of peak) | jaxdl epoch |")
-    if not (DATA / "mnist").is_dir():
+    if not str(DATA) or not (DATA / "mnist").is_dir():
         parser.error(f"no MNIST files in {DATA}: set JAXDL_DATA_DIR to the folder holding mnist/ and fashion_mnist/")
     info = measure("info")
     peak, on_cpu = info["peak_gflops"], info["backend"] == "cpu"
     memory = "peak MB: the process's resident memory" if on_cpu else "peak MB: the device allocator's peak"
-    lines = [f"Device: {info['device']} ({info['backend']}), jax {info['jax']}, torch {info['torch']}, "
-             f"{info['torch_where']}; {args.examples:,} training examples an epoch for the "
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines = [f"Device: {info['device']} ({info['backend']}), jax {info['jax']}, jaxdl {info['jaxdl']}, "
+             f"torch {info['torch']}, {info['torch_where']}; {datetime.date.today().isoformat()}, load average "
+             f"{load:.2f} at start; {args.examples:,} training examples an epoch for the "
              f"28x28 models; peak float32 matmul {peak:,.0f} GFLOP/s; {memory}"
              + (f"; workers' environment {env}" if env else "")
              + (f"; jaxdl epochs forced {args.epoch_path}" if args.epoch_path != "fit" else "")
-             + (f"; jaxdl convolutions forced {args.conv}" if args.conv != "auto" else "")
+             + (f"; jaxdl kernels: {args.kernels}" if args.kernels != "fast" else "")
              + ("; PyTorch in channels_last" if args.torch_layout == "channels_last" else
                 "; PyTorch's batches NCHW as the course's DataLoader makes them")
              + ("; PyTorch with jaxdl's malloc settings" if args.torch_malloc == "keep" else "")
@@ -420,7 +445,7 @@ def main() -> None:
         for batch in dict.fromkeys(sizes):
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
-            pairs = [tuple(measure(framework, name, batch, args.examples, env, args.epoch_path, args.conv,
+            pairs = [tuple(measure(framework, name, batch, args.examples, env, args.epoch_path, args.kernels,
                                    args.torch_layout, args.torch_malloc) for framework in ("jaxdl", "torch"))
                      for _ in range(args.repeats)]
             j, t = (medians([pair[i] for pair in pairs]) for i in (0, 1))

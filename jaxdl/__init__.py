@@ -7,23 +7,17 @@ explicit PRNG keys, and one jit-compiled training step for any number of devices
 
 Modules, top to bottom: :mod:`jaxdl.layers` (layers on ``jax.lax``),
 :mod:`jaxdl.conv` (convolution three ways), :mod:`jaxdl.models` (every model of the
-course by its course name), :mod:`jaxdl.summary` (a torchinfo-like table).
+course by its course name), :mod:`jaxdl.data`, :mod:`jaxdl.train` (the pure steps),
+:mod:`jaxdl.learner` (``fit`` and its events), :mod:`jaxdl.callbacks`,
+:mod:`jaxdl.checkpoint`; :mod:`jaxdl.kernels` is the fast path, behind one switch.
 
-Importing jaxdl switches on JAX's persistent compilation cache
-(:mod:`jaxdl.compilation_cache`; ``JAXDL_CACHE_DIR=off`` to leave it off), and has glibc's
-``malloc`` keep the memory a CPU step frees for the next one, with XLA:CPU running programs
-in the calling thread (:mod:`jaxdl.host_memory`; ``JAXDL_HOST_MALLOC=system`` to leave
-both alone). Import jaxdl before JAX's first computation for the second to count.
+Importing jaxdl changes nothing outside it. :func:`jaxdl.runtime.setup` makes the
+process-wide settings that help a training run (a compilation cache, CPU malloc and
+dispatch settings), when an entry script asks for them.
 """
 
-from jaxdl import host_memory
-
-host_memory.keep_freed_memory()  # before anything below could start JAX's threads
-
-from jaxdl import compilation_cache  # noqa: E402
-from jaxdl.summary import summary  # noqa: E402
-
-compilation_cache.enable()
+from jaxdl import kernels, runtime
+from jaxdl.summary import summary
 
 __version__ = "0.1.0"
-__all__ = ["summary", "__version__"]
+__all__ = ["kernels", "runtime", "summary", "__version__"]

@@ -30,7 +30,7 @@ What makes a checkpoint trustworthy:
   with :class:`CheckpointDirectoryError` instead of being obeyed; and before training
   the directory must be writable with room for a checkpoint.
 * Nothing non-finite is saved: a state whose loss or parameters became NaN raises
-  :class:`~jaxdl.train.NonFiniteLossError`, whose message names the checkpoint a resume
+  :class:`~jaxdl.learner.NonFiniteLossError`, whose message names the checkpoint a resume
   would start from.
 """
 
@@ -50,7 +50,7 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from jaxdl import train as T
-from jaxdl.callbacks import Callback, Learner
+from jaxdl.learner import Callback, Learner, NonFiniteLossError
 from jaxdl.errors import JaxdlError
 from jaxdl.files import atomic_path
 
@@ -203,12 +203,12 @@ class CheckpointStore:
         if not self.directory.is_dir():
             return
         foreign = [entry.name for entry in sorted(self.directory.iterdir())
-                   if entry.name.isdigit() and not all((entry / item).is_dir() for item in ITEMS)]
+                   if entry.name.isdigit() and not _written_by_jaxdl(entry)]
         if foreign:
             raise CheckpointDirectoryError(
                 f"{self.directory} holds {', '.join(foreign)}, named like checkpoints but not jaxdl "
-                f"checkpoints (no {' and '.join(f'{item}/' for item in ITEMS)} inside); move them out of "
-                "the checkpoint directory: jaxdl does not guess what they are")
+                f"checkpoints (neither Orbax's metadata nor {' or '.join(f'{item}/' for item in ITEMS)} inside); "
+                "move them out of the checkpoint directory: jaxdl does not guess what they are")
 
     def save(self, state: T.TrainState, progress: dict, metrics: dict | None = None) -> None:
         """Save ``state`` at its step with ``progress`` (a snapshot: copy what changes later)
@@ -216,7 +216,7 @@ class CheckpointStore:
         step = int(state.step)
         names, leaves = _leaf_names(state)
         if not bool(_all_finite(leaves)):
-            raise T.NonFiniteLossError(f"the training state became non-finite (NaN or infinite) by step "
+            raise NonFiniteLossError(f"the training state became non-finite (NaN or infinite) by step "
                                        f"{step}; not saving it to {self.directory}")
         progress = {**progress, "checksums": checksums(state)}
         try:
@@ -319,6 +319,16 @@ class CheckpointStore:
         self.manager.close()
 
 
+def _written_by_jaxdl(folder: pathlib.Path) -> bool:
+    """Whether a step folder is a checkpoint of jaxdl's, whole or cut short by a kill (then
+    it is damaged, and restore sets it aside): it holds Orbax's step metadata or one of
+    jaxdl's items, finished or still under Orbax's temporary name."""
+    if not folder.is_dir():
+        return False
+    names = {entry.name.split(".orbax-checkpoint-tmp")[0] for entry in folder.iterdir()}
+    return "_CHECKPOINT_METADATA" in names or bool(names & set(ITEMS))
+
+
 def _failed_checksums(state, saved: dict[str, int] | None) -> str | None:
     """Why ``state`` does not match the checksums saved with it, or ``None``."""
     if saved is None:
@@ -402,7 +412,7 @@ class Checkpoint(Callback):
             sums = learner.epoch_sums
             if not math.isfinite(sums["loss_sum"]):
                 first = learner.first_nonfinite_step
-                raise T.NonFiniteLossError(
+                raise NonFiniteLossError(
                     f"training loss became non-finite by step {step}"
                     + (f" (first at step {first})" if first is not None else "")
                     + "; lower the learning rate or check the data")
@@ -417,7 +427,7 @@ class Checkpoint(Callback):
         self._save(learner, None, metrics=metrics)
 
     def after_fit(self, learner: Learner) -> None:
-        if isinstance(learner.error, T.NonFiniteLossError):
+        if isinstance(learner.error, NonFiniteLossError):
             if self.latest is None:
                 learner.error.add_note(f"No checkpoint of this run in {self.store.directory} precedes it.")
             else:

@@ -10,6 +10,7 @@ offline.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import numpy as np
@@ -97,11 +98,25 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:
+        raise
     except (JaxdlError, OSError, ValueError) as err:
         # errors a user can act on: print the message, not a traceback
         print(f"jaxdl: {err}", file=sys.stderr)
         return 1
 
 
+def command() -> int:
+    """The ``jaxdl`` command: the entry script's process-wide settings, then :func:`main`."""
+    from jaxdl import runtime
+
+    runtime.setup()
+    try:
+        return main()
+    except BrokenPipeError:  # `jaxdl models | head`: the reader left; nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdl import callbacks as cb
-from jaxdl import arguments, checkpoint, data, parallel, train
+from jaxdl import arguments, checkpoint, data, learner, parallel, runtime, train
 from jaxdl.arguments import positive_int
 from jaxdl.errors import JaxdlError
 from jaxdl.files import atomic_path
@@ -96,7 +96,9 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
     epochs; the others must stay as the run started.
 
     Unless ``--debug`` is given, errors of jaxdl's own and file-system errors end the
-    script with their message on one line (see :func:`report_errors`).
+    script with their message on one line (see :func:`report_errors`). Parsing also
+    makes the process-wide settings of an entry script (:func:`jaxdl.runtime.setup`),
+    before JAX's first computation.
     """
     parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -132,6 +134,7 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
         raise ValueError(f"may_change names {sorted(unknown)}, which are not flags of this experiment")
     if not args["debug"]:
         sys.excepthook = report_errors
+    runtime.setup()
     return Config(name=name, extra=extra, may_change=tuple(may_change),
                   **{k: v for k, v in args.items() if k in known})
 
@@ -231,7 +234,7 @@ class Experiment:
                                   print_fn=lambda line: print(f"[{run}] {line}")),
             *callbacks]
         began = time.perf_counter()
-        state, history = train.fit(state, train_data, test_data, epochs, callbacks=all_callbacks)
+        state, history = learner.fit(state, train_data, test_data, epochs, callbacks=all_callbacks)
         record = {"model": state.model_name, "params": count_params({"params": state.params}),
                   "epochs": epochs, "train_time_s": round(time.perf_counter() - began, 2), "history": history}
         if test_data is not None:

@@ -6,7 +6,7 @@ The course builds every model from ``torch.nn`` layers -- ``nn.Linear``,
 ``Sigmoid`` and ``softmax`` by hand to show there is no magic. These are the same
 layers, each a few lines over a ``lax`` primitive, so a reader sees what a layer is.
 
-Conventions (see DESIGN.md):
+Conventions:
 
 * images are NHWC float32, kernels HWIO;
 * default initialisation is PyTorch's, so a model starts from the same distribution
@@ -15,7 +15,10 @@ Conventions (see DESIGN.md):
 * a layer that changes between training and evaluation (``Dropout``,
   ``BatchNorm``) takes ``train: bool`` in its call, like ``model.train()`` /
   ``model.eval()`` in PyTorch, and a wrong input raises an error that names the
-  expected and the received shape.
+  expected and the received shape;
+* ``Conv2D`` and the pools run the plain path written here unless :mod:`jaxdl.kernels`
+  has a faster equivalent for their shape on the backend at hand (same values; the one
+  ``if`` in each says so). ``with jaxdl.kernels.plain():`` runs the plain path everywhere.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxdl import conv as conv_lib
+from jaxdl import kernels
 
 Array = jax.Array
 
@@ -163,9 +167,8 @@ class Dense(nn.Module):
 
 
 class Conv2D(nn.Module):
-    """``nn.Conv2d`` on NHWC images with an HWIO kernel (:func:`jaxdl.conv.conv2d_auto`:
-    ``lax.conv_general_dilated``; on CPU with rows packed into channels for few channels,
-    im2col + matmul for strided convolutions, shifted planes for one or two out).
+    """``nn.Conv2d`` on NHWC images with an HWIO kernel: ``lax.conv_general_dilated``
+    (:func:`jaxdl.conv.conv2d`) plus a bias.
 
     ``padding`` may be an int, an ``(h, w)`` pair, explicit
     ``((top, bottom), (left, right))``, ``'SAME'`` or ``'VALID'``; PyTorch's default
@@ -199,7 +202,11 @@ class Conv2D(nn.Module):
         kh, kw = conv_lib.pair(self.kernel_size, "kernel_size")
         shape = (kh, kw, x.shape[-1], self.features)
         kernel = self.param("kernel", kaiming_uniform(), shape)
-        y = conv_lib.conv2d_auto(x, kernel, self.strides, self.padding, self.dilation)
+        fast = kernels.faster_conv2d(x.shape, shape, self.strides, self.dilation, x.dtype)
+        if fast is not None:  # the same convolution by a faster route here (jaxdl.kernels)
+            y = fast(x, kernel, self.strides, self.padding, self.dilation)
+        else:  # the convolution as the course computes it
+            y = conv_lib.conv2d(x, kernel, self.strides, self.padding, self.dilation)
         if self.use_bias:
             y = y + self.param("bias", torch_bias_init(fan_in(shape)), (self.features,))
         return y
@@ -216,6 +223,8 @@ def _check_pool_arguments(window, strides, padding, name: str) -> None:
 
 
 def _pool(x: Array, init, op, window, strides, padding, name: str) -> Array:
+    """``lax.reduce_window``: ``op`` over each window of height and width, for each image
+    and channel, after padding with ``init`` (which loses every comparison or adds nothing)."""
     check_input(x, name, ndim=4, layout="(batch, height, width, channels)")
     wh, ww = conv_lib.pair(window, "window")
     sh, sw = conv_lib.pair(strides if strides is not None else window, "strides")
@@ -224,80 +233,10 @@ def _pool(x: Array, init, op, window, strides, padding, name: str) -> Array:
     if h < wh or w < ww:
         raise ValueError(f"{name}: a {wh}x{ww} window does not fit an input of {x.shape[1]}x{x.shape[2]} "
                          f"(padded to {h}x{w}); input shape {tuple(x.shape)}")
-    if (sh, sw) == (wh, ww):
-        return _tiled_pool(x, init, op, (wh, ww), ((pt, pb), (pl, pr)))
-    return lax.reduce_window(
-        x, init, op, (1, wh, ww, 1), (1, sh, sw, 1), ((0, 0), (pt, pb), (pl, pr), (0, 0))
-    )
-
-
-def _tiled_pool(x: Array, init, op, window, pads) -> Array:
-    """A pool whose windows tile the image (stride == window, the course's ``MaxPool2d(2)``).
-
-    The image is cut into ``(out, window)`` pairs of axes by a reshape and reduced over
-    the window axes. Same values as ``reduce_window``, but the backward pass is an
-    element-wise mask instead of XLA's ``select_and_scatter``, which XLA:CPU runs about
-    10x slower (43 ms vs 4 ms for a 120x28x28x32 batch; benchmarks/README.md). Where a
-    window holds several equal maxima the gradient goes to the first, as in PyTorch
-    (:func:`_tile_max`).
-    """
-    (wh, ww), ((pt, pb), (pl, pr)) = window, pads
-    x = lax.pad(x, jnp.asarray(init, x.dtype), ((0, 0, 0), (pt, pb, 0), (pl, pr, 0), (0, 0, 0)))
-    n, h, w, c = x.shape
-    oh, ow = (h - wh) // wh + 1, (w - ww) // ww + 1  # floor: a partial last window is dropped
-    tiles = x[:, : oh * wh, : ow * ww].reshape(n, oh, wh, ow, ww, c)
-    if op is lax.max:
-        return _tile_max(tiles)
-    return jnp.sum(tiles, axis=(2, 4))
-
-
-@jax.custom_vjp
-def _tile_max(tiles: Array) -> Array:
-    """``(n, oh, wh, ow, ww, c)`` tiles -> ``(n, oh, ow, c)`` maxima; the gradient goes to the
-    first maximum of each window in row-major order, as PyTorch's ``MaxPool2d`` sends it.
-
-    Where nothing is differentiated (evaluation, prediction) this is an element-wise
-    maximum over the window's positions, not a reduction: XLA:CPU hands a reduction to
-    YNNPACK together with everything that produced it, and in a forward pass that was
-    the whole network, convolutions included, as one slow YNNPACK graph
-    (FashionMNISTModelV2's evaluation at batch 256: 5,400 -> 19,600 images/s, TinyVGG's
-    655 -> 4,300). Training takes :func:`_tile_max_fwd`, the same values by a reduction,
-    which measured 4-8% faster there (V2 b32 5.5 / 5.7 against 5.9 / 6.1 ms a step,
-    MNISTBatchNormCNN 218 / 222 against 227 / 230)."""
-    wh, ww = tiles.shape[2], tiles.shape[4]
-    maxima = tiles[:, :, 0, :, 0]
-    for i in range(wh):
-        for j in range(ww):
-            if i or j:
-                maxima = jnp.maximum(maxima, tiles[:, :, i, :, j])
-    return maxima
-
-
-def _tile_max_fwd(tiles):
-    maxima = jnp.max(tiles, axis=(2, 4))
-    return maxima, (tiles, maxima)
-
-
-def _tile_max_bwd(residuals, grad):
-    # Element-wise, window position by window position. JAX's own rule for a max shares
-    # the gradient between tied maxima, which needs a count per window: a reduction that
-    # XLA:CPU hands to YNNPACK together with the convolution that produced the gradient,
-    # taking that convolution off Eigen's faster kernel.
-    tiles, maxima = residuals
-    wh, ww = tiles.shape[2], tiles.shape[4]
-    taken = jnp.zeros(maxima.shape, bool)
-    rows = []
-    for i in range(wh):
-        row = []
-        for j in range(ww):
-            first = (tiles[:, :, i, :, j] == maxima) & ~taken
-            taken = taken | first
-            row.append(jnp.where(first, grad, 0))
-        rows.append(jnp.stack(row, axis=3))
-    return (jnp.stack(rows, axis=2),)
-
-
-_tile_max.defvjp(_tile_max_fwd, _tile_max_bwd)
+    fast = kernels.faster_pool((wh, ww), (sh, sw))
+    if fast is not None:  # the same pool by a faster route here (jaxdl.kernels)
+        return fast(x, init, op, (wh, ww), ((pt, pb), (pl, pr)))
+    return lax.reduce_window(x, init, op, (1, wh, ww, 1), (1, sh, sw, 1), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
 
 
 class MaxPool2D(nn.Module):
@@ -401,9 +340,9 @@ class BatchNorm(nn.Module):
                 var_var.value = (1 - m) * var_var.value + m * lax.stop_gradient(unbiased)
         else:
             mean, var = mean_var.value, var_var.value
-        # As one multiply-add per element with per-channel factors: the same value as
-        # ``(x - mean) * rsqrt(var + eps) * scale + bias``, but XLA:CPU fuses that form's
-        # gradient badly (120x28x28x32, forward + backward: 17.3 ms -> 3.3 ms).
+        # One multiply-add per element with per-channel factors: the value of
+        # ``(x - mean) * rsqrt(var + eps) * scale + bias``, in the form whose gradient XLA
+        # fuses into few passes over x (docs/performance.md, "BatchNorm").
         factor = lax.rsqrt(var + self.epsilon) * scale
         return x * factor + (bias - mean * factor)
 

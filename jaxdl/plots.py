@@ -2,23 +2,18 @@
 
 Each function draws one figure the course draws, saves it to ``path`` when given
 (PNG, parent folders created) and returns the matplotlib ``Figure`` so a notebook
-can show it. Matplotlib runs on the non-interactive Agg backend unless a notebook
-chose another.
+can show it. jaxdl leaves matplotlib's backend alone: without a display matplotlib
+picks its non-interactive one by itself, and a notebook keeps its own.
 """
 
 from __future__ import annotations
 
 import os
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-if "MPLBACKEND" not in os.environ and "ipykernel" not in str(matplotlib.get_backend()).lower():
-    matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxdl.files import atomic_path  # noqa: E402
+from jaxdl.files import atomic_path
 
 
 def save_figure(fig, path: str | os.PathLike | None):

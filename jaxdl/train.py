@@ -1,29 +1,27 @@
-"""Training: the loop the course writes by hand five times, written once, functionally.
+"""Training steps: the loop the course writes by hand five times, as pure functions.
 
 The course's ``train_step(model, data_loader, loss_fn, optimizer)`` mutates the model
 and the optimizer in place. Here the whole training state is one pytree
 (:class:`TrainState`: parameters, optimizer state, BatchNorm statistics, step, PRNG
 key) and a step is a pure function ``train_step(state, batch) -> (state, metrics)``,
-compiled once with ``jax.jit`` (:func:`jaxdl.compiler.jit`, which adds XLA options
-measured to be faster on a CPU). The same function runs on one device or data-parallel
-over many: give it a batch sharded over a ``data`` mesh axis (see
-:mod:`jaxdl.parallel`) and XLA splits the work and averages the gradients.
-``pmap_train_step`` is the same step for code written with ``jax.pmap``.
+compiled once (:func:`jaxdl.kernels.jit`: ``jax.jit`` for the platform at hand). The same
+function runs on one device or data-parallel over many: give it a batch sharded over a
+``data`` mesh axis (see :mod:`jaxdl.parallel`) and XLA splits the work and averages the
+gradients. ``pmap_train_step`` is the same step for code written with ``jax.pmap``.
 
 Metrics come back as sums (``loss_sum``, ``correct``, ``count``) weighted by the batch
 mask, so a padded partial batch counts each real example once and epochs are exact
 weighted means -- the course's ``Metric``.
 
-:func:`fit` drives the steps through a Learner-style event loop
-(:mod:`jaxdl.callbacks`): before/after fit, epoch and batch, with exceptions that
-cancel a batch, an epoch or the whole fit.
+The loop that drives these steps, with its events and callbacks, is
+:mod:`jaxdl.learner` (``fit``).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -33,12 +31,9 @@ import numpy as np
 import optax
 from flax import struct
 from jax import lax
-from jax.extend import core as jax_core
 
-from jaxdl import compiler
-from jaxdl.data.datasets import LabelError, check_labels
-from jaxdl.errors import JaxdlError
-from jaxdl.metrics import LOSSES, predicted_labels
+from jaxdl import kernels
+from jaxdl.metrics import Loss, as_loss
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -50,9 +45,9 @@ class TrainState(struct.PyTreeNode):
     ``rng`` holds the raw data of a PRNG key (``jax.random.key_data``) so the state is
     plain arrays that Orbax can save and a mesh can replicate; the step's dropout key
     is ``fold_in(key, step)``, so a resumed run draws what an uninterrupted one would.
-    ``apply_fn``, ``tx``, ``loss`` and ``target`` are static: they choose the program,
-    not its data. ``target`` names the batch entry the loss compares against:
-    ``"y"`` for labels, ``"x"`` for an autoencoder's own input.
+    ``apply_fn``, ``tx``, ``loss`` (a :class:`~jaxdl.metrics.Loss`) and ``target`` are
+    static: they choose the program, not its data. ``target`` names the batch entry the
+    loss compares against: ``"y"`` for labels, ``"x"`` for an autoencoder's own input.
     """
 
     step: jax.Array
@@ -62,7 +57,7 @@ class TrainState(struct.PyTreeNode):
     rng: jax.Array
     apply_fn: Callable = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
-    loss: str = struct.field(pytree_node=False, default="cross_entropy")
+    loss: Loss = struct.field(pytree_node=False, default=as_loss("cross_entropy"))
     target: str = struct.field(pytree_node=False, default="y")
     model_name: str = struct.field(pytree_node=False, default="model")
 
@@ -91,14 +86,14 @@ def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.
 
 
 def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: optax.GradientTransformation,
-                       loss: str = "cross_entropy", target: str = "y") -> TrainState:
+                       loss: str | Loss = "cross_entropy", target: str = "y") -> TrainState:
     """Initialise ``model`` on ``example_input`` (any batch size) and wrap it with ``tx``.
 
-    ``key`` is split: one part initialises the parameters, the other seeds every later
-    random draw (dropout) of this run.
+    ``loss`` is a :class:`~jaxdl.metrics.Loss` or one of its names (``"cross_entropy"``,
+    ``"bce_with_logits"``, ``"mse"``, ``"l1"``). ``key`` is split: one part initialises
+    the parameters, the other seeds every later random draw (dropout) of this run.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
+    loss = as_loss(loss)
     if target not in ("x", "y"):
         raise ValueError(f"target must be 'y' (labels) or 'x' (reconstruct the input), got {target!r}")
     init_key, run_key = jax.random.split(key)
@@ -126,7 +121,7 @@ def _apply(state: TrainState, params, x, train: bool):
 def _metric_sums(state: TrainState, outputs, batch: Batch, per_example) -> Metrics:
     mask = batch["mask"]
     sums = {"loss_sum": jnp.sum(per_example * mask), "count": jnp.sum(mask)}
-    predicted = predicted_labels(state.loss, outputs)
+    predicted = state.loss.predicted_labels(outputs)
     if predicted is not None:
         sums["correct"] = jnp.sum((predicted == batch["y"]) * mask)
     return sums
@@ -143,7 +138,7 @@ def _train_step(state: TrainState, batch: Batch, axis_name: str | None = None):
 
     def loss_fn(params):
         outputs, batch_stats = _apply(state, params, batch["x"], train=True)
-        per_example = LOSSES[state.loss](outputs, batch[state.target])
+        per_example = state.loss(outputs, batch[state.target])
         return jnp.sum(per_example * mask) / jnp.maximum(count, 1.0), (outputs, per_example, batch_stats)
 
     grads, (outputs, per_example, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
@@ -160,15 +155,15 @@ def _train_step(state: TrainState, batch: Batch, axis_name: str | None = None):
 
 def _eval_step(state: TrainState, batch: Batch, axis_name: str | None = None) -> Metrics:
     outputs, _ = _apply(state, state.params, batch["x"], train=False)
-    metrics = _metric_sums(state, outputs, batch, LOSSES[state.loss](outputs, batch[state.target]))
+    metrics = _metric_sums(state, outputs, batch, state.loss(outputs, batch[state.target]))
     return lax.psum(metrics, axis_name) if axis_name is not None else metrics
 
 
-train_step = compiler.jit(_train_step, donate_argnums=0)
+train_step = kernels.jit(_train_step, donate_argnums=0)
 """``train_step(state, batch) -> (state, metrics)``: pure and compiled; the old state's
 buffers are donated (reused for the new one), so do not use ``state`` after the call."""
 
-eval_step = compiler.jit(_eval_step)
+eval_step = kernels.jit(_eval_step)
 """``eval_step(state, batch) -> metrics``: the model in evaluation mode (no dropout,
 BatchNorm running statistics)."""
 
@@ -177,10 +172,7 @@ pmap_train_step = jax.pmap(functools.partial(_train_step, axis_name="data"), axi
 """The same step for ``jax.pmap`` code: a replicated state and a batch with a leading
 device axis (:func:`jaxdl.parallel.replicate`, :func:`jaxdl.parallel.split_for_pmap`)."""
 
-pmap_eval_step = jax.pmap(functools.partial(_eval_step, axis_name="data"), axis_name="data")
-
-
-@compiler.jit(static_argnames="gather", donate_argnums=0)
+@kernels.jit(static_argnames="gather", donate_argnums=0)
 def train_epoch_scanned(state: TrainState, x, y, indices, mask, epoch, gather):
     """A whole epoch as one ``lax.scan`` over the steps, batches gathered inside.
 
@@ -217,17 +209,16 @@ def add_metrics(total: Metrics | None, new: Metrics) -> Metrics:
     return new if total is None else jax.tree.map(jnp.add, total, new)
 
 
-@compiler.jit(static_argnames=("gather", "sharding"))
+@kernels.jit(static_argnames=("gather", "sharding"))
 def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=None) -> Metrics:
     """The metric sums of every batch of an evaluation set, in one compiled program:
     a ``lax.scan`` whose body gathers batch ``step`` (the loader's ``gather``, placed
     by ``sharding`` when given) and adds its sums.
 
     One dispatch for the whole set instead of a gather, a step and an addition per
-    batch, which is what a small model's evaluation time is made of on any device.
-    (Training scans on CPU only small steps, see :func:`default_scan`; a forward pass in a
-    loop body keeps its speed: scanned evaluation is 1.2-4.6x per-batch evaluation for
-    the course models measured, FashionCNN and MNISTMLP included.)
+    batch, which is what a small model's evaluation time is made of on any device; a
+    forward pass keeps its speed inside a loop body, where a CPU's backward pass of a
+    convolution does not (``docs/performance.md``, "Scanned epochs").
     """
 
     def batch_sums(step):
@@ -265,7 +256,7 @@ def eval_model(state: TrainState, loader) -> dict[str, Any]:
     return {"model_name": state.model_name, "model_loss": result["loss"], "model_acc": result["acc"]}
 
 
-@compiler.jit
+@kernels.jit
 def _predict_batch(state: TrainState, x):
     return _apply(state, state.params, x, train=False)[0]
 
@@ -281,109 +272,20 @@ def make_predictions(state: TrainState, data, batch_size: int = 256) -> np.ndarr
         chunks = [(x[i:i + batch_size], jnp.ones(len(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
     outputs = []
     for x, mask in chunks:
-        out = _predict_batch(state, x)
-        if state.loss == "cross_entropy":
-            out = jax.nn.softmax(out, axis=-1)
-        elif state.loss == "bce_with_logits":
-            out = jax.nn.sigmoid(out)
+        out = state.loss.probabilities(_predict_batch(state, x))
         outputs.append(np.asarray(out)[np.asarray(mask) > 0])
     return np.concatenate(outputs)
 
 
-class NonFiniteLossError(JaxdlError, FloatingPointError):
-    """The training loss (or the parameters) became NaN or infinite; the fit stops
-    rather than train on, and no checkpoint is saved from that point."""
-
-
 def check_targets(state: TrainState, loader, where: str) -> None:
-    """Refuse, before a step runs, targets that the loss of ``state`` cannot take:
-    cross-entropy labels outside the model's classes (a label of -1 would silently count
-    as the last class, one of 10 gives a NaN loss), BCE labels other than 0 and 1.
+    """Refuse, before a step runs, targets that the loss of ``state`` cannot take
+    (:meth:`jaxdl.metrics.Loss.check_targets`: cross-entropy labels outside the model's
+    classes, BCE labels other than 0 and 1), naming the first and ``where`` it is.
     Checks a loader whose targets live on the device (``loader.y``); others are read
     batch by batch and not checked here."""
     y = getattr(loader, "y", None)
     if state.target != "y" or y is None:
         return
-    if state.loss == "cross_entropy":
-        example = jax.ShapeDtypeStruct((1, *loader.x.shape[1:]), loader.x.dtype)
-        outputs = jax.eval_shape(lambda x: _apply(state, state.params, x, train=False)[0], example)
-        check_labels(y, outputs.shape[-1], where)
-    elif state.loss == "bce_with_logits":
-        bad = jnp.flatnonzero((y != 0) & (y != 1), size=1, fill_value=-1)[0]
-        if int(bad) >= 0:
-            raise LabelError(f"label {np.asarray(y).ravel()[int(bad)]} at index {int(bad)} of {where} "
-                             "is not 0 or 1, the two classes of a binary cross-entropy")
-
-
-def fit(state: TrainState, train_data, eval_data=None, epochs: int = 1,
-        callbacks: Sequence[Any] = (), scan: bool | None = None):
-    """Train ``state`` for ``epochs`` over ``train_data`` (a loader from
-    :func:`jaxdl.data.make_batches`), evaluating on ``eval_data`` after each epoch.
-
-    Returns ``(state, history)`` with the course's per-epoch lists ``train_loss``,
-    ``train_acc``, ``test_loss``, ``test_acc`` and ``epoch_time`` (seconds).
-    ``scan`` runs each epoch as one ``lax.scan`` on the device (default: per platform
-    and model, see :func:`default_scan`). See :class:`jaxdl.callbacks.Learner` for the events.
-    """
-    from jaxdl.callbacks import Learner
-
-    check_targets(state, train_data, "the training data")
-    if eval_data is not None:
-        check_targets(state, eval_data, "the evaluation data")
-    if scan is None:
-        scan = hasattr(train_data, "gather") and default_scan(state, next(iter(train_data.epoch(0))),
-                                                              len(train_data))
-    learner = Learner(state, train_data, eval_data, callbacks, scan=scan)
-    learner.fit(epochs)
-    return learner.state, learner.history
-
-
-SCAN_MAX_STEP_FLOPS = 20e6
-"""On CPU, :func:`default_scan` scans only train steps of at most this many FLOPs (XLA's
-count): steps whose compute is about as long as their dispatch (~0.1-0.2 ms here)."""
-
-
-def default_scan(state: TrainState | None = None, batch: Batch | None = None,
-                 steps_per_epoch: int | None = None) -> bool:
-    """Whether :func:`fit` runs an epoch as one ``lax.scan`` for this model here.
-
-    GPU and TPU: yes. There a step of a course model takes microseconds, so the host's
-    per-step dispatch dominates. Measured on an H100 (``benchmarks/scan_vs_dispatch.py``,
-    12,000 examples), per batch -> scan: FashionMNISTModelV2 at 32 37,046 -> 109,241
-    images/s (2.9x), FashionCNN at 128 4.4x, MNISTMLP at 64 8.2x, MNISTBatchNormCNN at 120
-    1.5x. TPU: reasoned the same way, not measured (no TPU here).
-
-    CPU: only a small step (traced on ``state`` and ``batch``; without them, no), in an
-    epoch of more than one step, with no XLA convolution. Measured on the 2-core CPU
-    (``benchmarks/README.md``), XLA:CPU runs the same step slower inside a while loop
-    (what ``lax.scan`` becomes) than as a program of its own -- MNISTMLP at batch 256:
-    0.75x on two cores and 0.72x on one, so not for want of threads -- and only the
-    dispatch a scan saves, ~0.1-0.2 ms a step, pays for that. Per batch -> scan,
-    images/s: FashionMNISTModelV0 (1-8 MFLOP a step) 1.2-1.8x faster, SimpleCNN at 256
-    (83 MFLOP) 0.88x, MNISTMLP at 64 (263 MFLOP) 0.84x, FashionCNN at 128 (1 GFLOP)
-    0.50x; hence :data:`SCAN_MAX_STEP_FLOPS`. An epoch of one step (the full-batch toys)
-    has no dispatch to save. And a ``lax`` convolution's weight gradient inside a loop is
-    14x slower: at the top level XLA rewrites it to the canonical ``b01f_01io->b01f`` form
-    its Eigen kernel runs; in a loop body it stays ``f01b_i01o->01bf`` and goes to the
-    generic loop emitter (``benchmarks/scan_vs_dispatch.py --probe``).
-    """
-    if jax.default_backend() != "cpu":
-        return True
-    if state is None or batch is None or steps_per_epoch == 1:
-        return False
-    traced = train_step.trace(state, batch)
-    if _has_primitive(traced.jaxpr.jaxpr, "conv_general_dilated"):
-        return False
-    cost = traced.lower().cost_analysis() or {}
-    return cost.get("flops", math.inf) <= SCAN_MAX_STEP_FLOPS
-
-
-def _has_primitive(jaxpr, name: str) -> bool:
-    """Whether ``name`` is used anywhere in ``jaxpr``, sub-programs (jit, scan, cond) included."""
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == name:
-            return True
-        for sub in jax_core.jaxprs_in_params(eqn.params):
-            if _has_primitive(getattr(sub, "jaxpr", sub), name):
-                return True
-    return False
+    example = jax.ShapeDtypeStruct((1, *loader.x.shape[1:]), loader.x.dtype)
+    outputs = jax.eval_shape(lambda x: _apply(state, state.params, x, train=False)[0], example)
+    state.loss.check_targets(y, outputs.shape[-1], where)

@@ -14,11 +14,12 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import parallel, train  # noqa: E402
+from jaxdl import parallel, runtime, train  # noqa: E402
 from jaxdl.data import DeviceBatches  # noqa: E402
 from jaxdl.models import SimpleCNN  # noqa: E402
 
 port, process_id, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+runtime.setup()  # as a training script does
 parallel.initialize_distributed(f"127.0.0.1:{port}", num_processes=2, process_id=process_id)
 assert jax.process_count() == 2 and jax.device_count() == 2, jax.devices()
 

@@ -12,10 +12,11 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import checkpoint, parallel, train  # noqa: E402
+from jaxdl import checkpoint, parallel, runtime, train  # noqa: E402
 from jaxdl.data import DeviceBatches  # noqa: E402
 from jaxdl.models import MNISTBatchNormCNN, SimpleCNN  # noqa: E402
 
+runtime.setup()  # as a training script does
 assert jax.device_count() == 8, jax.devices()
 x = jax.random.uniform(jax.random.key(0), (100, 28, 28, 1))
 y = jax.random.randint(jax.random.key(1), (100,), 0, 10)

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jaxdl import callbacks, checkpoint, data, train  # noqa: E402
+from jaxdl import callbacks, checkpoint, data, learner, runtime, train  # noqa: E402
 from jaxdl.models import FashionMNISTModelV2  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -26,11 +26,12 @@ parser.add_argument("--epochs", type=int, default=3)
 parser.add_argument("--every", type=int, default=10)
 args = parser.parse_args()
 
-fashion = data.load_dataset("fashion_mnist", ROOT.parent / "shared" / "data")
+runtime.setup()  # as a training script does
+fashion = data.load_dataset("fashion_mnist")  # from $JAXDL_DATA_DIR
 train_data = data.make_batches(fashion.train.take(args.examples), 32, key=jax.random.key(1))
 state = train.create_train_state(FashionMNISTModelV2(1, 8, 10), jax.random.key(42), jnp.zeros((1, 28, 28, 1)),
                                  train.make_optimizer("sgd", 0.1, momentum=0.9))
 cbs = [callbacks.PrintEpoch(), checkpoint.Checkpoint(args.workdir / "checkpoints", every_n_steps=args.every)]
-state, history = train.fit(state, train_data, None, args.epochs, callbacks=cbs, scan=False)
+state, history = learner.fit(state, train_data, None, args.epochs, callbacks=cbs, scan=False)
 checkpoint.save_model(args.workdir / "final.msgpack", state)
 print("done", int(state.step), flush=True)

@@ -19,6 +19,7 @@ from jaxdl import checkpoint as K
 from jaxdl import layers as L
 from jaxdl import train as T
 from jaxdl.data import make_batches
+from jaxdl.learner import Callback, NonFiniteLossError, fit
 
 import flax.linen as nn
 
@@ -56,7 +57,7 @@ def flip_one_bit(checkpoint_dir):
 def test_a_flipped_bit_is_caught_and_the_previous_checkpoint_used(tmp_path):
     x, y = problem()
     loader = make_batches((x, y), 10)
-    T.fit(wide_state(), loader, epochs=2, callbacks=[quiet(tmp_path / "ckpt")], scan=False)
+    fit(wide_state(), loader, epochs=2, callbacks=[quiet(tmp_path / "ckpt")], scan=False)
     store = K.CheckpointStore(tmp_path / "ckpt")
     assert store.steps() == [4, 8]
     flip_one_bit(tmp_path / "ckpt" / "8")
@@ -66,7 +67,7 @@ def test_a_flipped_bit_is_caught_and_the_previous_checkpoint_used(tmp_path):
     assert (tmp_path / "ckpt_damaged" / "8" / "state").is_dir()  # kept for inspection, not deleted
     assert store.steps() == [4]
     # the step can be saved again, and the run goes on from the good checkpoint
-    state, history = T.fit(wide_state(), loader, epochs=2, callbacks=[quiet(tmp_path / "ckpt")], scan=False)
+    state, history = fit(wide_state(), loader, epochs=2, callbacks=[quiet(tmp_path / "ckpt")], scan=False)
     assert K.CheckpointStore(tmp_path / "ckpt").steps() == [4, 8] and len(history["train_loss"]) == 2
 
 
@@ -88,7 +89,7 @@ def test_checksums_see_every_single_bit():
 def test_each_checkpoint_holds_the_history_of_its_own_step(tmp_path):
     x, y = problem(60)
     loader = make_batches((x, y), 10, key=jax.random.key(1))  # 6 steps an epoch
-    T.fit(wide_state(), loader, epochs=4, callbacks=[quiet(tmp_path, every_n_steps=4, keep=20)], scan=False)
+    fit(wide_state(), loader, epochs=4, callbacks=[quiet(tmp_path, every_n_steps=4, keep=20)], scan=False)
     store = K.CheckpointStore(tmp_path)
     assert store.steps() == [4, 6, 8, 12, 16, 18, 20, 24]
     for step in store.steps():
@@ -98,7 +99,7 @@ def test_each_checkpoint_holds_the_history_of_its_own_step(tmp_path):
         assert progress["steps_per_epoch"] == 6 and progress["batch_size"] == 10
 
 
-class StopAt(C.Callback):
+class StopAt(Callback):
     """Stops the process's training at a step, as a crash would."""
 
     def __init__(self, step):
@@ -112,11 +113,11 @@ class StopAt(C.Callback):
 def test_a_mid_epoch_resume_gives_the_epoch_metrics_to_the_last_digit(tmp_path):
     x, y = problem(70)
     loader = make_batches((x, y), 10, key=jax.random.key(2))  # 7 steps an epoch
-    _, whole = T.fit(wide_state(), loader, epochs=3, scan=False)
+    _, whole = fit(wide_state(), loader, epochs=3, scan=False)
     with pytest.raises(KeyboardInterrupt):
-        T.fit(wide_state(), loader, epochs=3, callbacks=[quiet(tmp_path, every_n_steps=5), StopAt(12)], scan=False)
+        fit(wide_state(), loader, epochs=3, callbacks=[quiet(tmp_path, every_n_steps=5), StopAt(12)], scan=False)
     assert max(K.CheckpointStore(tmp_path).steps()) == 10  # mid-epoch: 3 steps of epoch 1 carried
-    _, resumed = T.fit(wide_state(), loader, epochs=3, callbacks=[quiet(tmp_path, every_n_steps=5)], scan=False)
+    _, resumed = fit(wide_state(), loader, epochs=3, callbacks=[quiet(tmp_path, every_n_steps=5)], scan=False)
     for name in ("train_loss", "train_acc", "test_loss", "test_acc"):
         assert resumed[name] == whole[name] or np.isnan(whole[name]).all(), name
 
@@ -131,7 +132,7 @@ def test_a_stray_step_folder_is_reported_not_obeyed(tmp_path):
 
 def test_a_save_that_orbax_skips_raises(tmp_path):
     x, y = problem(20)
-    state, _ = T.fit(wide_state(), make_batches((x, y), 10), epochs=2, callbacks=[quiet(tmp_path)], scan=False)
+    state, _ = fit(wide_state(), make_batches((x, y), 10), epochs=2, callbacks=[quiet(tmp_path)], scan=False)
     store = K.CheckpointStore(tmp_path)
     with pytest.raises(K.CheckpointSaveError, match="did not save checkpoint 3 .* holds step 4"):
         store.save(state.replace(step=jnp.int32(3)), {"history": {}})
@@ -139,29 +140,29 @@ def test_a_save_that_orbax_skips_raises(tmp_path):
 
 def test_checkpoints_of_another_run_are_not_mixed_into(tmp_path):
     x, y = problem(20)
-    T.fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path)], scan=False)
+    fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path)], scan=False)
     with pytest.raises(K.CheckpointDirectoryError, match=r"already holds checkpoints \(steps 2\)"):
-        T.fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path, resume=False)], scan=False)
+        fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path, resume=False)], scan=False)
 
 
 def test_a_resume_with_another_batch_size_is_refused(tmp_path):
     x, y = problem(40)
-    T.fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path)], scan=False)
+    fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path)], scan=False)
     message = r"4 steps an epoch \(batch size 10\); this one has 2 \(batch size 20\)"
     with pytest.raises(K.CheckpointMismatchError, match=message):
-        T.fit(wide_state(), make_batches((x, y), 20), epochs=2, callbacks=[quiet(tmp_path)], scan=False)
+        fit(wide_state(), make_batches((x, y), 20), epochs=2, callbacks=[quiet(tmp_path)], scan=False)
 
 
 def test_non_finite_training_names_the_checkpoint_a_resume_starts_from(tmp_path):
     x, y = problem(40)
 
-    class PoisonAt(C.Callback):
+    class PoisonAt(Callback):
         def after_batch(self, learner):
             if int(learner.state.step) == 6:  # epoch 1, after its mid-epoch checkpoint at 5
                 learner.state = learner.state.replace(params=jax.tree.map(lambda p: p * jnp.nan, learner.state.params))
 
-    with pytest.raises(T.NonFiniteLossError) as raised:
-        T.fit(wide_state(), make_batches((x, y), 10), epochs=3,
+    with pytest.raises(NonFiniteLossError) as raised:
+        fit(wide_state(), make_batches((x, y), 10), epochs=3,
               callbacks=[quiet(tmp_path, every_n_steps=5), PoisonAt()], scan=False)
     assert "first at step 7" in str(raised.value)
     assert any("latest checkpoint, step 5" in note for note in raised.value.__notes__)
@@ -173,7 +174,7 @@ def test_no_room_or_no_write_access_is_found_before_training(tmp_path, monkeypat
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(K.shutil, "disk_usage", lambda path: usage._replace(free=100_000))
     with pytest.raises(K.CheckpointDirectoryError, match=r"0\.1 MiB free; checkpoints of this training state need"):
-        T.fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path / "a")], scan=False)
+        fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(tmp_path / "a")], scan=False)
     monkeypatch.undo()
     (tmp_path / "file").write_text("")
     with pytest.raises(K.CheckpointDirectoryError, match="cannot keep checkpoints in .*file/ckpt"):
@@ -198,16 +199,16 @@ def test_a_real_full_and_read_only_disk(tmp_path):
     x, y = problem(20)
     with small_filesystem(tmp_path / "small") as small:
         with pytest.raises(K.CheckpointDirectoryError, match="MiB free"):
-            T.fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(small / "ckpt")], scan=False)
+            fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(small / "ckpt")], scan=False)
         (small / "ckpt2").mkdir()
         subprocess.run(["mount", "-o", "remount,ro", str(small)], check=True)
         with pytest.raises(K.CheckpointDirectoryError, match="Read-only file system"):
-            T.fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(small / "ckpt2")], scan=False)
+            fit(wide_state(), make_batches((x, y), 10), epochs=1, callbacks=[quiet(small / "ckpt2")], scan=False)
 
 
 def test_concurrent_save_model_calls_each_write_a_whole_file(tmp_path):
     x, y = problem(20)
-    state, _ = T.fit(wide_state(), make_batches((x, y), 10), epochs=1, scan=False)
+    state, _ = fit(wide_state(), make_batches((x, y), 10), epochs=1, scan=False)
     errors = []
 
     def save():
@@ -232,7 +233,7 @@ def test_loggers_hold_each_epoch_once_after_a_resume(tmp_path):
     x, y = problem(40)
     loader = make_batches((x, y), 10)
 
-    class CrashAfterLogging(C.Callback):
+    class CrashAfterLogging(Callback):
         order = 35  # after the loggers (30), before the checkpoint (40) of epoch 1
 
         def after_epoch(self, learner):
@@ -241,9 +242,9 @@ def test_loggers_hold_each_epoch_once_after_a_resume(tmp_path):
 
     logs = lambda: [C.JSONLogger(tmp_path / "log.jsonl"), C.CSVLogger(tmp_path / "log.csv")]  # noqa: E731
     with pytest.raises(KeyboardInterrupt):
-        T.fit(wide_state(), loader, epochs=3, callbacks=[*logs(), quiet(tmp_path / "ckpt"), CrashAfterLogging()],
+        fit(wide_state(), loader, epochs=3, callbacks=[*logs(), quiet(tmp_path / "ckpt"), CrashAfterLogging()],
               scan=False)
-    T.fit(wide_state(), loader, epochs=3, callbacks=[*logs(), quiet(tmp_path / "ckpt")], scan=False)
+    fit(wide_state(), loader, epochs=3, callbacks=[*logs(), quiet(tmp_path / "ckpt")], scan=False)
     rows = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in rows] == [0, 1, 2]
     assert (tmp_path / "log.csv").read_text().splitlines()[1:][1].startswith("1,8,")

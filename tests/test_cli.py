@@ -16,6 +16,7 @@ def test_models_and_summary(capsys):
     assert "unknown model 'TinyVG'" in capsys.readouterr().err
 
 
+@pytest.mark.data
 def test_data_info(capsys, tmp_path):
     assert main(["data", "info", "fashion_mnist", "--data-dir", str(SHARED_DATA)]) == 0
     out = capsys.readouterr().out

@@ -25,6 +25,7 @@ def fashion():
 # --- the official files ---------------------------------------------------------------
 
 
+@pytest.mark.data
 def test_fashion_mnist_from_the_official_files(fashion):
     assert fashion.source.startswith("official files")
     assert (len(fashion.train), len(fashion.test)) == (60_000, 10_000)
@@ -39,6 +40,7 @@ def test_fashion_mnist_from_the_official_files(fashion):
     assert fashion.train.class_to_idx["Bag"] == 8
 
 
+@pytest.mark.data
 def test_mnist_from_the_official_files_and_the_environment_variable(monkeypatch):
     monkeypatch.setenv("JAXDL_DATA_DIR", str(SHARED_DATA))
     mnist = D.load_dataset("mnist")
@@ -59,12 +61,14 @@ def fashion_copy(tmp_path):
     return folder
 
 
+@pytest.mark.data
 def test_missing_file_is_named(fashion_copy):
     (fashion_copy / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(FileNotFoundError, match="t10k-labels-idx1-ubyte.gz"):
         D.load_dataset("fashion_mnist", fashion_copy.parent)
 
 
+@pytest.mark.data
 def test_truncated_file_is_named(fashion_copy):
     path = fashion_copy / "train-labels-idx1-ubyte.gz"
     raw = gzip.decompress(path.read_bytes())
@@ -76,6 +80,7 @@ def test_truncated_file_is_named(fashion_copy):
         D.load_dataset("fashion_mnist", fashion_copy.parent)
 
 
+@pytest.mark.data
 def test_not_an_idx_file(fashion_copy):
     (fashion_copy / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"<html>404</html>"))
     with pytest.raises(D.CorruptFileError, match="IDX header"):
@@ -120,6 +125,7 @@ def test_offline_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "tfds").exists() or not any((tmp_path / "tfds").rglob("*"))
 
 
+@pytest.mark.data
 def test_files_of_another_dataset_are_refused(tmp_path):
     folder = tmp_path / "fashion_mnist"
     shutil.copytree(SHARED_DATA / "mnist", folder)  # MNIST's files under Fashion-MNIST's name
@@ -137,6 +143,7 @@ def test_files_of_another_dataset_are_refused(tmp_path):
         D.load_dataset("fashion_mnist", tmp_path)
 
 
+@pytest.mark.data
 def test_prepare_refuses_another_datasets_files_and_writes_nothing(tmp_path, capsys):
     from jaxdl import cli
 
@@ -164,27 +171,30 @@ def test_labels_out_of_range_are_named_where_the_data_is_built():
 
 def test_labels_out_of_range_are_refused_before_training_and_evaluation():
     from jaxdl import train as T
+    from jaxdl.learner import fit
     from jaxdl.models import BlobModel
 
     x = jnp.zeros((8, 2))
     state = T.create_train_state(BlobModel(2, 4), jax.random.key(0), x[:1], T.make_optimizer("sgd", 0.1))
     bad = D.make_batches((x, jnp.asarray([0, 1, 2, 3, 4, 0, 1, 2])), 4)
     with pytest.raises(D.LabelError, match="label 4 at index 4 of the training data is not one of the 4 classes"):
-        T.fit(state, bad, epochs=1)
+        fit(state, bad, epochs=1)
     negative = D.make_batches((x, jnp.asarray([0, 1, 2, 3, 0, -1, 1, 2])), 4)
     with pytest.raises(D.LabelError, match="label -1 at index 5 of the evaluation data"):
         T.eval_model(state, negative)
     binary = T.create_train_state(BlobModel(2, 1), jax.random.key(0), x[:1], T.make_optimizer("sgd", 0.1),
                                   loss="bce_with_logits")
     with pytest.raises(D.LabelError, match="label 2.0 at index 3 .* is not 0 or 1"):
-        T.fit(binary, D.make_batches((x, jnp.asarray([0, 1, 1, 2, 0, 0, 1, 1.0])), 4), epochs=1)
+        fit(binary, D.make_batches((x, jnp.asarray([0, 1, 1, 2, 0, 0, 1, 1.0])), 4), epochs=1)
 
 
 # --- tensorflow-datasets ----------------------------------------------------------------
 
 
-def test_tfds_path_with_mock_data():
+def test_tfds_path_with_mock_data(monkeypatch):
     import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)  # no folder named: tfds's own directory
 
     with tfds.testing.mock_data(num_examples=12):
         data = D.load_dataset("fashion_mnist", None)
@@ -193,8 +203,10 @@ def test_tfds_path_with_mock_data():
     assert data.class_names[-1] == "Ankle boot"
 
 
-def test_a_large_tfds_dataset_streams_from_the_host():
+def test_a_large_tfds_dataset_streams_from_the_host(monkeypatch):
     import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)
 
     with tfds.testing.mock_data(num_examples=20):
         source = D.TfdsImageSource("fashion_mnist", "train")
@@ -206,6 +218,7 @@ def test_a_large_tfds_dataset_streams_from_the_host():
     assert source.class_names[0] == "T-shirt/top"
 
 
+@pytest.mark.data
 def test_tfds_prepared_offline_from_the_official_files_gives_the_same_examples(tmp_path):
     pytest.importorskip("tensorflow")
     import tensorflow_datasets as tfds
@@ -444,6 +457,7 @@ def test_trivial_augment_ops(name, magnitude, check):
 # --- pictures ------------------------------------------------------------------------------------
 
 
+@pytest.mark.data
 def test_course_pictures_are_written(fashion, image_folder, tmp_path):
     fig = plots.display_random_images(fashion.train.images, fashion.train.labels, fashion.class_names,
                                       jax.random.key(0), n=5, path=tmp_path / "random.png")
@@ -459,6 +473,7 @@ def test_course_pictures_are_written(fashion, image_folder, tmp_path):
             assert image.format == "PNG" and image.size[0] > 100
 
 
+@pytest.mark.data
 def test_export_image_folder_makes_a_photo_folder_stand_in(fashion, tmp_path):
     root = D.export_image_folder(fashion, tmp_path / "shoes", classes=(9, 5), per_class={"train": 3, "test": 2},
                                  size=(64, 64))

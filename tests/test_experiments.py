@@ -41,7 +41,7 @@ PLOTS = {
 
 
 def run_experiment(name, workdir, *args):
-    env = {**os.environ, "JAXDL_DATA_DIR": str(SHARED_DATA)}
+    env = {**os.environ, **({"JAXDL_DATA_DIR": str(SHARED_DATA)} if SHARED_DATA else {})}
     return subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), "--workdir", str(workdir), *args],
                           capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
 
@@ -58,7 +58,11 @@ def check_outputs(name, workdir, out):
     return results
 
 
-@pytest.mark.parametrize("name", sorted(SMOKE))
+SYNTHETIC = {"linear_regression", "circles", "blobs"}  # no dataset files needed
+
+
+@pytest.mark.parametrize("name", [name if name in SYNTHETIC else pytest.param(name, marks=pytest.mark.data)
+                                  for name in sorted(SMOKE)])
 def test_experiment_smoke_run(name, tmp_path):
     results = check_outputs(name, tmp_path, run_experiment(name, tmp_path, *SMOKE[name]))
     assert any((tmp_path / run / "checkpoints").is_dir() for run in results["runs"])
@@ -82,6 +86,7 @@ def test_custom_images_on_a_folder(tmp_path):
     assert "Pred: " in out.stdout and "| Prob: " in out.stdout
 
 
+@pytest.mark.data
 def test_resume_continues_a_smoke_run(tmp_path):
     first = run_experiment("fashion_cnn", tmp_path, "--epochs", "1", "--examples", "256")
     assert first.returncode == 0, first.stderr[-3000:]
@@ -110,6 +115,7 @@ def test_compare_gathers_results(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.data
 def test_fashion_mnist_reproduces_the_course(tmp_path):
     """The course's chapter 03 numbers at its full setting (about 2 minutes on 2 cores):
     V0 83.4%, V1 below V0, V2 88.5% -- with a margin for the seed."""
@@ -120,6 +126,7 @@ def test_fashion_mnist_reproduces_the_course(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.data
 def test_quickstart_trains_to_the_courses_accuracy(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "experiments" / "quickstart.py"), str(SHARED_DATA)],
                          capture_output=True, text=True, timeout=1200, cwd=tmp_path)

@@ -105,33 +105,6 @@ def test_pools():
     assert L.MaxPool2D(3, strides=1).apply({}, x).shape == (1, 2, 2, 1)
 
 
-@pytest.mark.parametrize("window, padding", [(2, 0), (3, 0), (2, 1), ((2, 3), 0), (3, "SAME"), (2, ((1, 0), (0, 1)))])
-@pytest.mark.parametrize("pool, init, op", [(L.MaxPool2D, -jnp.inf, jax.lax.max), (L.AvgPool2D, 0.0, jax.lax.add)])
-def test_tiled_pools_match_reduce_window(window, padding, pool, init, op):
-    """Windows that tile the image take the reshape path; values and gradients are
-    those of ``lax.reduce_window`` (odd sizes drop the partial last window)."""
-    x = jax.random.normal(jax.random.key(0), (3, 9, 11, 4))
-    wh, ww = L.conv_lib.pair(window, "window")
-    pads = L.conv_lib.resolve_padding(padding, x.shape[1:3], (wh, ww), (wh, ww))
-    scale = 1 if op is jax.lax.max else wh * ww
-
-    def reference(x):
-        return jax.lax.reduce_window(x, init, op, (1, wh, ww, 1), (1, wh, ww, 1), ((0, 0), *pads, (0, 0))) / scale
-
-    layer = pool(window, padding=padding)
-    np.testing.assert_allclose(layer.apply({}, x), reference(x), rtol=1e-5, atol=1e-6)
-    grad = jax.grad(lambda x: jnp.sum(layer.apply({}, x) ** 2))(x)
-    np.testing.assert_allclose(grad, jax.grad(lambda x: jnp.sum(reference(x) ** 2))(x), rtol=1e-5, atol=1e-6)
-
-
-def test_max_pool_gradient_goes_to_the_first_of_tied_maxima():
-    """As PyTorch's MaxPool2d: a window of equal values (a ReLU's zeros) passes its
-    gradient to its first element in row-major order, not shared among the ties."""
-    x = jnp.array([[0.0, 0.0, 1.0, 3.0], [0.0, 0.0, 3.0, 2.0]]).reshape(1, 2, 4, 1)
-    grad = jax.grad(lambda x: jnp.sum(L.MaxPool2D(2).apply({}, x) * jnp.array([2.0, 5.0]).reshape(1, 1, 2, 1)))(x)
-    np.testing.assert_array_equal(grad[0, :, :, 0], [[2, 0, 0, 5], [0, 0, 0, 0]])
-
-
 def test_pad_and_crop_like_zeropad2d():
     x = jnp.ones((1, 28, 28, 1))
     padded = L.Pad2D(2).apply({}, x)

@@ -23,7 +23,8 @@ from jaxdl import metrics as M
 from jaxdl import plots
 from jaxdl import train as T
 from jaxdl.data import DeviceBatches, make_batches
-from jaxdl.models import COURSE_MODELS, BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
+from jaxdl.learner import EVENTS, Callback, CancelBatchException, CancelFitException, NonFiniteLossError, fit
+from jaxdl.models import BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
 
 TESTS = pathlib.Path(__file__).resolve().parent
 
@@ -96,16 +97,26 @@ def test_progress_rate_counts_real_examples_only():
     assert [examples_in_batch(dropped, i, 10) for i in range(len(dropped))] == [10, 10]
 
 
-def test_each_course_loss():
+def test_each_course_loss_knows_its_value_prediction_and_targets():
     logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
     labels = jnp.array([0, 1])
-    np.testing.assert_allclose(M.cross_entropy_loss(logits, labels), -jax.nn.log_softmax(logits)[jnp.arange(2), labels],
+    cross_entropy = M.as_loss("cross_entropy")
+    assert cross_entropy is M.LOSSES["cross_entropy"] and isinstance(cross_entropy, M.CrossEntropyLoss)
+    np.testing.assert_allclose(cross_entropy(logits, labels), -jax.nn.log_softmax(logits)[jnp.arange(2), labels],
                                rtol=1e-6)
+    np.testing.assert_allclose(cross_entropy.probabilities(logits), jax.nn.softmax(logits), rtol=1e-6)
+    np.testing.assert_array_equal(cross_entropy.predicted_labels(logits), [0, 0])
     z = jnp.array([[3.0], [-40.0]])
+    bce = M.BCEWithLogitsLoss()
     expected = optax.sigmoid_binary_cross_entropy(z[:, 0], jnp.array([1.0, 0.0]))
-    np.testing.assert_allclose(M.bce_with_logits_loss(z, jnp.array([1, 0])), expected, rtol=1e-6, atol=1e-9)
-    np.testing.assert_allclose(M.l1_loss(jnp.ones((2, 1)), jnp.zeros((2, 1))), [1.0, 1.0])
-    np.testing.assert_allclose(M.mse_loss(2 * jnp.ones((2, 3)), jnp.zeros((2, 3))), [4.0, 4.0])
+    np.testing.assert_allclose(bce(z, jnp.array([1, 0])), expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_array_equal(bce.predicted_labels(z), [1, 0])
+    np.testing.assert_allclose(bce.probabilities(z), jax.nn.sigmoid(z))
+    for regression, value in ((M.L1Loss(), 1.0), (M.MSELoss(), 4.0)):
+        np.testing.assert_allclose(regression(value ** 0.5 * jnp.ones((2, 3)), jnp.zeros((2, 3))), [value, value])
+        assert regression.predicted_labels(z) is None and regression.probabilities(z) is z
+    with pytest.raises(M.LabelError, match="label 2 at index 1"):
+        cross_entropy.check_targets(jnp.array([1, 2]), 2, "these labels")
 
 
 def test_bad_configuration_is_refused():
@@ -120,36 +131,18 @@ def test_two_runs_are_bit_identical_with_dropout():
         x = jax.random.uniform(jax.random.key(1), (64, 28, 28, 1))
         y = jax.random.randint(jax.random.key(2), (64,), 0, 10)
         state = T.create_train_state(FashionCNN(), jax.random.key(3), x[:1], T.make_optimizer("adam", 1e-3))
-        state, _ = T.fit(state, make_batches((x, y), 16, key=jax.random.key(4)), epochs=2, scan=False)
+        state, _ = fit(state, make_batches((x, y), 16, key=jax.random.key(4)), epochs=2, scan=False)
         return state
 
     a, b = run(), run()
     assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)))
 
 
-@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU rule; GPU and TPU always scan")
-def test_default_scan_on_cpu_takes_small_steps_only(monkeypatch):
-    def state_and_batch(name, n):
-        model, shape = COURSE_MODELS[name]
-        state = T.create_train_state(model, jax.random.key(0), jnp.zeros((1, *shape)), optax.sgd(0.1))
-        return state, {"x": jnp.zeros((n, *shape)), "y": jnp.zeros(n, jnp.int32), "mask": jnp.ones(n)}
-
-    small = state_and_batch("FashionMNISTModelV0", 32)  # ~1 MFLOP a step
-    assert T.default_scan(*small, steps_per_epoch=100)
-    assert not T.default_scan(*small, steps_per_epoch=1)  # one step an epoch: nothing to save
-    assert not T.default_scan()
-    assert not T.default_scan(*state_and_batch("FashionMNISTModelV2", 4), 100)  # a lax convolution
-    mlp = state_and_batch("MNISTMLP", 64)  # ~263 MFLOP a step
-    assert not T.default_scan(*mlp, 100)
-    monkeypatch.setattr(T, "SCAN_MAX_STEP_FLOPS", 1e9)
-    assert T.default_scan(*mlp, 100)
-
-
 def test_scanned_epoch_matches_per_batch_steps():
     x, y = tiny_problem(50)
     loader = DeviceBatches(x, y, 8, key=jax.random.key(0))
-    stepped, h1 = T.fit(blob_state(), loader, epochs=2, scan=False)
-    scanned, h2 = T.fit(blob_state(), loader, epochs=2, scan=True)
+    stepped, h1 = fit(blob_state(), loader, epochs=2, scan=False)
+    scanned, h2 = fit(blob_state(), loader, epochs=2, scan=True)
     assert int(stepped.step) == int(scanned.step) == 14
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6), stepped.params, scanned.params)
     np.testing.assert_allclose(h1["train_loss"], h2["train_loss"], rtol=1e-5)
@@ -158,12 +151,12 @@ def test_scanned_epoch_matches_per_batch_steps():
 # --- fit and callbacks ---------------------------------------------------------------------------
 
 
-class EventRecorder(C.Callback):
+class EventRecorder(Callback):
     def __init__(self):
         self.events = []
 
     def __getattr__(self, name):
-        if name in C.EVENTS:
+        if name in EVENTS:
             return lambda learner: self.events.append(name)
         raise AttributeError(name)
 
@@ -171,7 +164,7 @@ class EventRecorder(C.Callback):
 def test_fit_history_and_events_in_order():
     x, y = tiny_problem(20)
     recorder = EventRecorder()
-    state, history = T.fit(blob_state(), make_batches((x, y), 10, key=jax.random.key(0)),
+    state, history = fit(blob_state(), make_batches((x, y), 10, key=jax.random.key(0)),
                            make_batches((x, y), 20), epochs=2, callbacks=[recorder], scan=False)
     epoch = ["before_epoch"] + ["before_batch", "after_batch"] * 2 + ["after_epoch"]
     assert recorder.events == ["before_fit"] + epoch * 2 + ["after_fit"]
@@ -183,17 +176,17 @@ def test_fit_history_and_events_in_order():
 def test_cancel_exceptions():
     x, y = tiny_problem(40)
 
-    class SkipOddBatches(C.Callback):
+    class SkipOddBatches(Callback):
         def before_batch(self, learner):
             if learner.batch_index % 2:
-                raise C.CancelBatchException
+                raise CancelBatchException
 
-    class StopAfterFirstEpoch(C.Callback):
+    class StopAfterFirstEpoch(Callback):
         def after_epoch(self, learner):
-            raise C.CancelFitException
+            raise CancelFitException
 
     recorder = EventRecorder()
-    state, history = T.fit(blob_state(), make_batches((x, y), 10), epochs=5,
+    state, history = fit(blob_state(), make_batches((x, y), 10), epochs=5,
                            callbacks=[SkipOddBatches(), StopAfterFirstEpoch(), recorder], scan=False)
     assert int(state.step) == 2  # 2 of 4 batches taken, then the fit stopped
     assert recorder.events.count("after_cancel_batch") == 2
@@ -206,7 +199,7 @@ def test_early_stopping_and_loggers(tmp_path, capsys):
     flat = C.EarlyStopping(monitor="test_loss", patience=2)
     logs = [C.CSVLogger(tmp_path / "log.csv"), C.JSONLogger(tmp_path / "log.jsonl"), C.TensorBoard(tmp_path / "tb"),
             C.PrintEpoch(), C.ProgressBar(refresh_seconds=0)]
-    state, history = T.fit(blob_state(lr=0.0), make_batches((x, y), 10), make_batches((x, y), 40),
+    state, history = fit(blob_state(lr=0.0), make_batches((x, y), 10), make_batches((x, y), 40),
                            epochs=10, callbacks=[flat, *logs], scan=False)
     assert len(history["train_loss"]) == 3  # lr 0: no improvement after the first epoch
     assert "Epoch: 2 | train_loss:" in capsys.readouterr().out
@@ -219,7 +212,7 @@ def test_early_stopping_and_loggers(tmp_path, capsys):
 def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path):
     x, y = tiny_problem(40)
 
-    class PoisonAfterEpoch(C.Callback):
+    class PoisonAfterEpoch(Callback):
         order = 60  # after the checkpoint of epoch 0
 
         def after_epoch(self, learner):
@@ -227,8 +220,8 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path):
                 params=jax.tree.map(lambda p: p * jnp.nan, learner.state.params))
 
     ckpt = K.Checkpoint(tmp_path, print_fn=lambda *_: None)
-    with pytest.raises(T.NonFiniteLossError, match="lower the learning rate"):
-        T.fit(blob_state(), make_batches((x, y), 10), epochs=3, callbacks=[ckpt, PoisonAfterEpoch()], scan=False)
+    with pytest.raises(NonFiniteLossError, match="lower the learning rate"):
+        fit(blob_state(), make_batches((x, y), 10), epochs=3, callbacks=[ckpt, PoisonAfterEpoch()], scan=False)
     store = K.CheckpointStore(tmp_path)
     assert store.steps() == [4]
     restored, _, _ = store.restore(blob_state())
@@ -237,7 +230,7 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_eval_model_predictions_and_metrics():
     x, y = tiny_problem(30)
-    state, _ = T.fit(blob_state(), make_batches((x, y), 10, key=jax.random.key(0)), epochs=20, scan=False)
+    state, _ = fit(blob_state(), make_batches((x, y), 10, key=jax.random.key(0)), epochs=20, scan=False)
     result = T.eval_model(state, make_batches((x, y), 16))
     assert result["model_name"] == "BlobModel" and result["model_acc"] > 60
     probs = T.make_predictions(state, x)
@@ -275,12 +268,12 @@ def test_recorder_curves_survive_a_resume(tmp_path, scan):
     x, y = tiny_problem(40)
     loader = make_batches((x, y), 10, key=jax.random.key(0))
     whole = C.Recorder()
-    T.fit(blob_state(), loader, epochs=3, callbacks=[whole], scan=scan)
+    fit(blob_state(), loader, epochs=3, callbacks=[whole], scan=scan)
     assert whole.steps == list(range(12)) and len(whole.losses) == len(whole.accs) == 12
 
     def run(epochs):
         recorder = C.Recorder(tmp_path / "batches.jsonl")
-        T.fit(blob_state(), loader, epochs=epochs, scan=scan,
+        fit(blob_state(), loader, epochs=epochs, scan=scan,
               callbacks=[recorder, K.Checkpoint(tmp_path / "ckpt", print_fn=lambda *_: None)])
         return recorder
 
@@ -297,7 +290,7 @@ def test_recorder_curves_survive_a_resume(tmp_path, scan):
 
 def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
     x, y = tiny_problem(20)
-    state, _ = T.fit(blob_state(), make_batches((x, y), 10), epochs=1,
+    state, _ = fit(blob_state(), make_batches((x, y), 10), epochs=1,
                      callbacks=[K.Checkpoint(tmp_path, print_fn=lambda *_: None)], scan=False)
     abstract = jax.eval_shape(blob_state)  # no live model state needed
     restored, progress, step = K.CheckpointStore(tmp_path).restore(abstract)
@@ -313,17 +306,17 @@ def test_keeps_the_last_k_and_the_best(tmp_path):
     x, y = tiny_problem(20)
     # "best" = highest test loss here, i.e. the first epoch, so it is not among the latest
     ckpt = K.Checkpoint(tmp_path, keep=1, best_metric="test_loss", best_mode="max", print_fn=lambda *_: None)
-    T.fit(blob_state(), make_batches((x, y), 10), make_batches((x, y), 20), epochs=4, callbacks=[ckpt], scan=False)
+    fit(blob_state(), make_batches((x, y), 10), make_batches((x, y), 20), epochs=4, callbacks=[ckpt], scan=False)
     assert K.CheckpointStore(tmp_path).steps() == [2, 8]
 
 
 def test_learning_rate_schedule():
     x, y = tiny_problem(20)
     batches = make_batches((x, y), 10)
-    constant, _ = T.fit(blob_state(), batches, epochs=2, scan=False)
+    constant, _ = fit(blob_state(), batches, epochs=2, scan=False)
     decayed_state = T.create_train_state(BlobModel(2, 4), jax.random.key(0), jnp.zeros((1, 2)),
                                          T.make_optimizer("sgd", optax.exponential_decay(0.1, 1, 0.5)))
-    decayed, _ = T.fit(decayed_state, batches, epochs=2, scan=False)
+    decayed, _ = fit(decayed_state, batches, epochs=2, scan=False)
     first = jax.tree.leaves(blob_state().params)[0]
     moved = lambda s: float(jnp.abs(jax.tree.leaves(s.params)[0] - first).sum())  # noqa: E731
     assert 0 < moved(decayed) < moved(constant)
@@ -331,7 +324,7 @@ def test_learning_rate_schedule():
 
 def test_corrupt_checkpoint_falls_back_to_the_previous_one(tmp_path):
     x, y = tiny_problem(20)
-    T.fit(blob_state(), make_batches((x, y), 10), epochs=2,
+    fit(blob_state(), make_batches((x, y), 10), epochs=2,
           callbacks=[K.Checkpoint(tmp_path, print_fn=lambda *_: None)], scan=False)
     store = K.CheckpointStore(tmp_path)
     assert store.steps() == [2, 4]
@@ -348,6 +341,7 @@ def _run_script(workdir, *extra):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.data
 def test_resume_after_kill_is_bit_identical(tmp_path):
     whole = _run_script(tmp_path / "whole")
     assert whole.returncode == 0, whole.stderr[-2000:]

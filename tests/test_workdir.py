@@ -18,7 +18,7 @@ from jaxdl import workdir as W
 
 
 def script(name, *args, cwd=ROOT, env=None, timeout=600):
-    env = {**os.environ, "JAXDL_DATA_DIR": str(SHARED_DATA), **(env or {})}
+    env = {**os.environ, **({"JAXDL_DATA_DIR": str(SHARED_DATA)} if SHARED_DATA else {}), **(env or {})}
     return subprocess.run([sys.executable, str(ROOT / "experiments" / f"{name}.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
 
@@ -155,6 +155,7 @@ def without_timings(value):
     return value
 
 
+@pytest.mark.data
 def test_killed_and_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path):
     args = ["--epochs", "2", "--examples", "6400", "--checkpoint-every", "7"]  # 200 steps an epoch
     whole = script("fashion_mnist", "--workdir", tmp_path / "whole", *args)

@@ -1,0 +1,95 @@
+"""How jaxdl compiles its steps: ``jax.jit``, for the policy in force.
+
+:func:`jit` is ``jax.jit`` with two things added, both chosen when the function is
+called (not at import, which would start JAX's backends before a user could configure
+them): the XLA options of the platform's :class:`~jaxdl.kernels.Policy` (on a CPU,
+convolutions on XLA's own kernels rather than YNNPACK's; ``docs/performance.md``), and
+that policy in force while the function is traced, so the layers inside pick their
+kernels for the platform the program is compiled for. Another policy
+(:func:`jaxdl.kernels.use`) compiles anew. ``jaxdl.train``'s steps use it; wrap your own
+jitted functions with it to get the same kernels and options.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any, Callable
+
+import jax
+
+from jaxdl.kernels.policy import Policy, compiling_for, current, default_platform
+
+
+@functools.cache
+def compiler_options(platform: str, options: tuple[tuple[str, str], ...]) -> dict[str, str] | None:
+    """``options`` as the dict ``jax.jit`` takes, or ``None``: when there are none, and
+    when this XLA rejects them (they are experimental; a newer jaxlib may rename them),
+    in which case a warning says so and programs compile with XLA's defaults, which are
+    correct, only slower."""
+    if not options:
+        return None
+    as_dict = dict(options)
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=as_dict).lower(1.0).compile()
+    except Exception as error:  # noqa: BLE001  (any rejection means: compile without them)
+        warnings.warn(f"jaxdl compiles without its {platform} options {as_dict}: this XLA rejected them "
+                      f"({type(error).__name__}: {str(error)[:200]})", RuntimeWarning, stacklevel=4)
+        return None
+    return as_dict
+
+
+class _PolicyJit:
+    """``jax.jit(fun, **jit_kwargs)`` compiled for the platform of JAX's default device under
+    the policy in force for it, chosen at each call (a dictionary lookup once compiled).
+    ``.lower`` and ``.trace`` trace under that policy too; every other attribute goes to the
+    jitted function of the current policy."""
+
+    def __init__(self, fun: Callable, jit_kwargs: dict[str, Any]):
+        functools.update_wrapper(self, fun)
+        self._fun, self._jit_kwargs = fun, jit_kwargs
+        self._jitted: dict[tuple[str, int], tuple[Policy, Callable]] = {}
+
+    def _for_now(self) -> tuple[str, Policy, Callable]:
+        platform = default_platform()
+        policy = current().for_platform(platform)
+        entry = self._jitted.get((platform, id(policy)))
+        if entry is None or entry[0] is not policy:  # the policy object is kept, so its id is not reused
+            # A function object of its own for each policy: JAX caches traces by function,
+            # and a trace made under one policy holds that policy's kernels.
+            @functools.wraps(self._fun)
+            def for_this_policy(*args, **kwargs):
+                return self._fun(*args, **kwargs)
+
+            options = compiler_options(platform, policy.compiler_options)
+            entry = (policy, jax.jit(for_this_policy, compiler_options=options, **self._jit_kwargs))
+            self._jitted[(platform, id(policy))] = entry
+        return platform, policy, entry[1]
+
+    def __call__(self, *args, **kwargs):
+        platform, policy, jitted = self._for_now()
+        with compiling_for(platform, policy):
+            return jitted(*args, **kwargs)
+
+    def lower(self, *args, **kwargs):
+        platform, policy, jitted = self._for_now()
+        with compiling_for(platform, policy):
+            return jitted.lower(*args, **kwargs)
+
+    def trace(self, *args, **kwargs):
+        platform, policy, jitted = self._for_now()
+        with compiling_for(platform, policy):
+            return jitted.trace(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self._for_now()[2], name)
+
+
+def jit(fun: Callable | None = None, /, **jit_kwargs):
+    """``jax.jit`` for the policy in force (see the module docstring); use it as
+    ``jit(f, donate_argnums=0)``, ``@jit`` or ``@jit(static_argnames="n")``."""
+    if fun is None:
+        return functools.partial(jit, **jit_kwargs)
+    return _PolicyJit(fun, jit_kwargs)

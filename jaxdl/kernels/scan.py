@@ -1,0 +1,44 @@
+"""Whether ``fit`` runs an epoch as one ``lax.scan`` over its steps, or step by step.
+
+A scanned epoch is one dispatch from the host instead of one per step; on a GPU or TPU,
+where a course model's step takes microseconds, that dispatch is most of an epoch's
+time. XLA:CPU runs the same step slower inside the loop a scan becomes, so there only a
+step whose compute is about as short as its dispatch gains, and never one with a ``lax``
+convolution, whose weight gradient inside a loop body misses XLA's fast kernel. The rule
+is the policy's ``scan_epochs`` (``docs/performance.md``, "Scanned epochs").
+"""
+
+from __future__ import annotations
+
+import math
+
+from jax.extend import core as jax_core
+
+from jaxdl.kernels.policy import active
+
+
+def scan_epochs(step, state=None, batch=None, steps_per_epoch: int | None = None) -> bool:
+    """Whether an epoch of ``step(state, batch)`` (a :func:`jaxdl.kernels.jit` function, such
+    as :func:`jaxdl.train.train_step`) should run as one ``lax.scan`` on the platform at hand.
+    ``"small steps"`` needs ``state`` and ``batch`` to trace the step (without them: no)."""
+    _, policy = active()
+    if policy.scan_epochs != "small steps":
+        return policy.scan_epochs == "always"
+    if state is None or batch is None or steps_per_epoch == 1:
+        return False  # an epoch of one step has no dispatch to save
+    traced = step.trace(state, batch)
+    if has_primitive(traced.jaxpr.jaxpr, "conv_general_dilated"):
+        return False
+    cost = traced.lower().cost_analysis() or {}
+    return cost.get("flops", math.inf) <= policy.scan_max_step_flops
+
+
+def has_primitive(jaxpr, name: str) -> bool:
+    """Whether ``name`` is used anywhere in ``jaxpr``, sub-programs (jit, scan, cond) included."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == name:
+            return True
+        for sub in jax_core.jaxprs_in_params(eqn.params):
+            if has_primitive(getattr(sub, "jaxpr", sub), name):
+                return True
+    return False
