@@ -57,12 +57,12 @@ def epoch_order(num_examples: int, batch_size: int, key: jax.Array | None, epoch
 @functools.partial(jax.jit, static_argnames=("num_examples", "batch_size", "drop_last"))
 def _epoch_order(key, epoch, *, num_examples: int, batch_size: int, drop_last: bool):
     # One compiled call: op by op, the permutation, the padding and a trip through NumPy
-    # cost ~0.5 ms an epoch, more than a whole full-batch step of the course's toy models.
+    # cost more than a whole full-batch step of the course's toy models.
     batches = num_batches(num_examples, batch_size, drop_last)
     total = batches * batch_size
     if key is None or (batches == 1 and total >= num_examples):
         # A batch that holds every example holds them whatever the order, and a mean over it
-        # does not depend on it: skip the permutation (an XLA sort, ~0.1 ms for 800 examples).
+        # does not depend on it: skip the permutation (an XLA sort).
         order = jnp.arange(num_examples, dtype=jnp.int32)
     else:
         order = jax.random.permutation(jax.random.fold_in(key, epoch), num_examples).astype(jnp.int32)

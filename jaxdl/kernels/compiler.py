@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import jax
 
-from jaxdl.kernels.policy import Policy, compiling_for, current, default_platform
+from jaxdl.kernels.policy import Policy, _compiling, compiling_for, current, default_platform
 
 
 @functools.cache
@@ -41,18 +41,25 @@ def compiler_options(platform: str, options: tuple[tuple[str, str], ...]) -> dic
 
 class _PolicyJit:
     """``jax.jit(fun, **jit_kwargs)`` compiled for the platform of JAX's default device under
-    the policy in force for it, chosen at each call (a dictionary lookup once compiled).
-    ``.lower`` and ``.trace`` trace under that policy too; every other attribute goes to the
-    jitted function of the current policy."""
+    the policy in force for it, chosen at each call. ``.lower`` and ``.trace`` trace under
+    that policy too; every other attribute goes to the jitted function of the current policy.
+
+    A call is a train step's dispatch, so the choice costs two identity checks when nothing
+    changed since the last call, and a dictionary lookup when something did."""
 
     def __init__(self, fun: Callable, jit_kwargs: dict[str, Any]):
         functools.update_wrapper(self, fun)
         self._fun, self._jit_kwargs = fun, jit_kwargs
         self._jitted: dict[tuple[str, int], tuple[Policy, Callable]] = {}
+        self._last: tuple | None = None  # (default device, policies, platform, policy, jitted)
 
     def _for_now(self) -> tuple[str, Policy, Callable]:
+        device, policies = jax.config.jax_default_device, current()
+        last = self._last
+        if last is not None and last[0] is device and last[1] is policies:
+            return last[2], last[3], last[4]
         platform = default_platform()
-        policy = current().for_platform(platform)
+        policy = policies.for_platform(platform)
         entry = self._jitted.get((platform, id(policy)))
         if entry is None or entry[0] is not policy:  # the policy object is kept, so its id is not reused
             # A function object of its own for each policy: JAX caches traces by function,
@@ -64,12 +71,16 @@ class _PolicyJit:
             options = compiler_options(platform, policy.compiler_options)
             entry = (policy, jax.jit(for_this_policy, compiler_options=options, **self._jit_kwargs))
             self._jitted[(platform, id(policy))] = entry
+        self._last = (device, policies, platform, policy, entry[1])
         return platform, policy, entry[1]
 
     def __call__(self, *args, **kwargs):
         platform, policy, jitted = self._for_now()
-        with compiling_for(platform, policy):
+        token = _compiling.set((platform, policy))  # read by the layers while the call traces
+        try:
             return jitted(*args, **kwargs)
+        finally:
+            _compiling.reset(token)
 
     def lower(self, *args, **kwargs):
         platform, policy, jitted = self._for_now()
@@ -82,7 +93,7 @@ class _PolicyJit:
             return jitted.trace(*args, **kwargs)
 
     def __getattr__(self, name: str):
-        if name.startswith("__"):
+        if name.startswith("__") or name.startswith("_"):
             raise AttributeError(name)
         return getattr(self._for_now()[2], name)
 
