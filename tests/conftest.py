@@ -27,6 +27,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 _data_dir = os.environ.get("JAXDL_DATA_DIR", "").strip()
 SHARED_DATA = pathlib.Path(_data_dir).expanduser().resolve() if _data_dir else None
 """The folder of the official files (``$JAXDL_DATA_DIR``), or ``None``."""
+if SHARED_DATA is not None:
+    # Absolute for what the tests start elsewhere (notebooks run in notebooks/, scripts in
+    # temporary folders): CI gives the folder relative to the checkout.
+    os.environ["JAXDL_DATA_DIR"] = str(SHARED_DATA)
 HAVE_DATA = SHARED_DATA is not None and all(
     (SHARED_DATA / name / "train-images-idx3-ubyte.gz").is_file() for name in ("mnist", "fashion_mnist"))
 NO_DATA = ("needs the official MNIST and Fashion-MNIST files: set JAXDL_DATA_DIR to a folder holding "
