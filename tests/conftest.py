@@ -41,7 +41,7 @@ NO_DATA = ("needs the official MNIST and Fashion-MNIST files: set JAXDL_DATA_DIR
 # error); there the tests ask for full float32. On CPU this changes nothing.
 jax.config.update("jax_default_matmul_precision", "highest")
 
-# The test session is an entry script like any other: it makes the settings that speed up
+# The test run is an entry script like any other: it makes the settings that speed up
 # training (tests of runtime.setup itself run in fresh processes of their own).
 runtime.setup()
 

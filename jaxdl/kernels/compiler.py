@@ -93,7 +93,7 @@ class _PolicyJit:
             return jitted.trace(*args, **kwargs)
 
     def __getattr__(self, name: str):
-        if name.startswith("__") or name.startswith("_"):
+        if name.startswith("_"):  # private and dunder names are this wrapper's own
             raise AttributeError(name)
         return getattr(self._for_now()[2], name)
 
