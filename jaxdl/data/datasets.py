@@ -189,7 +189,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         return _load_tfds(name, None, download and not offline_requested(offline))
     if not root.is_dir():
         given = "data_dir" if data_dir is not None else f"${DATA_DIR_ENV}"
-        raise DatasetUnavailableError(f"the data folder {root} ({given}) does not exist; "
+        raise DatasetUnavailableError(f"the data folder {root} ({given}) does not exist. "
                                       + _how_to_get(name, None, short=True))
     folder = idx.find_official_folder(root, name)
     if folder is not None:
