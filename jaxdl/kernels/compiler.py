@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import jax
 
-from jaxdl.kernels.policy import Policy, _compiling, compiling_for, current, default_platform
+from jaxdl.kernels.policy import Policy, compiling_for, current, default_platform
 
 
 @functools.cache
@@ -41,61 +41,55 @@ def compiler_options(platform: str, options: tuple[tuple[str, str], ...]) -> dic
 
 class _PolicyJit:
     """``jax.jit(fun, **jit_kwargs)`` compiled for the platform of JAX's default device under
-    the policy in force for it, chosen at each call. ``.lower`` and ``.trace`` trace under
-    that policy too; every other attribute goes to the jitted function of the current policy.
+    the policy in force for it, chosen at each call. Calls, ``.lower``, ``.trace`` and every
+    other attribute go to the jitted function of that policy.
 
     A call is a train step's dispatch, so the choice costs two identity checks when nothing
-    changed since the last call, and a dictionary lookup when something did."""
+    changed since the last call, and a dictionary lookup when something did; the policy is
+    put in force by the traced function itself, so a call that JAX finds compiled runs no
+    Python of jaxdl's beyond that choice."""
 
     def __init__(self, fun: Callable, jit_kwargs: dict[str, Any]):
         functools.update_wrapper(self, fun)
         self._fun, self._jit_kwargs = fun, jit_kwargs
         self._jitted: dict[tuple[str, int], tuple[Policy, Callable]] = {}
-        self._last: tuple | None = None  # (default device, policies, platform, policy, jitted)
+        self._last: tuple | None = None  # (default device, policies, jitted)
 
-    def _for_now(self) -> tuple[str, Policy, Callable]:
+    def _for_now(self) -> Callable:
         device, policies = jax.config.jax_default_device, current()
         last = self._last
         if last is not None and last[0] is device and last[1] is policies:
-            return last[2], last[3], last[4]
+            return last[2]
         platform = default_platform()
         policy = policies.for_platform(platform)
         entry = self._jitted.get((platform, id(policy)))
         if entry is None or entry[0] is not policy:  # the policy object is kept, so its id is not reused
-            # A function object of its own for each policy: JAX caches traces by function,
-            # and a trace made under one policy holds that policy's kernels.
-            @functools.wraps(self._fun)
-            def for_this_policy(*args, **kwargs):
+            entry = (policy, jax.jit(self._traced_under(platform, policy),
+                                     compiler_options=compiler_options(platform, policy.compiler_options),
+                                     **self._jit_kwargs))
+            self._jitted[(platform, id(policy))] = entry
+        self._last = (device, policies, entry[1])
+        return entry[1]
+
+    def _traced_under(self, platform: str, policy: Policy) -> Callable:
+        """``fun`` with ``policy`` in force while JAX traces it. A function object of its
+        own for each policy: JAX caches traces by function, and a trace made under one
+        policy holds that policy's kernels."""
+
+        @functools.wraps(self._fun)
+        def traced(*args, **kwargs):
+            with compiling_for(platform, policy):
                 return self._fun(*args, **kwargs)
 
-            options = compiler_options(platform, policy.compiler_options)
-            entry = (policy, jax.jit(for_this_policy, compiler_options=options, **self._jit_kwargs))
-            self._jitted[(platform, id(policy))] = entry
-        self._last = (device, policies, platform, policy, entry[1])
-        return platform, policy, entry[1]
+        return traced
 
     def __call__(self, *args, **kwargs):
-        platform, policy, jitted = self._for_now()
-        token = _compiling.set((platform, policy))  # read by the layers while the call traces
-        try:
-            return jitted(*args, **kwargs)
-        finally:
-            _compiling.reset(token)
-
-    def lower(self, *args, **kwargs):
-        platform, policy, jitted = self._for_now()
-        with compiling_for(platform, policy):
-            return jitted.lower(*args, **kwargs)
-
-    def trace(self, *args, **kwargs):
-        platform, policy, jitted = self._for_now()
-        with compiling_for(platform, policy):
-            return jitted.trace(*args, **kwargs)
+        return self._for_now()(*args, **kwargs)
 
     def __getattr__(self, name: str):
         if name.startswith("_"):  # private and dunder names are this wrapper's own
             raise AttributeError(name)
-        return getattr(self._for_now()[2], name)
+        return getattr(self._for_now(), name)
 
 
 def jit(fun: Callable | None = None, /, **jit_kwargs):
