@@ -140,7 +140,7 @@ def kernel_policies(name: str):
 
 
 def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", kernel_path: str = "fast",
-              torch_layout: str = "course") -> dict:
+              torch_layout: str = "course", compute: str = "float32") -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -155,7 +155,8 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     loader = data.make_batches((jnp.asarray(x_train), jnp.asarray(y_train)), batch_size, jax.random.key(0), drop_last=True)
     test = data.make_batches((jnp.asarray(x_test), jnp.asarray(y_test)), batch_size)
     state = train.create_train_state(model, jax.random.key(1), x_train[:1], train.make_optimizer("sgd", 0.01),
-                                     loss=loss, target="x" if loss == "mse" and kind != "linear" else "y")
+                                     loss=loss, target="x" if loss == "mse" and kind != "linear" else "y",
+                                     precision=compute)
     batches = list(loader.epoch(0))
     began = time.perf_counter()
     state, metrics = train.train_step(state, batches[0])
@@ -258,7 +259,7 @@ def machine_info() -> dict:
 
 
 def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", kernel_path: str = "fast",
-              torch_layout: str = "course") -> dict:
+              torch_layout: str = "course", compute: str = "float32") -> dict:
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -336,12 +337,12 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
 
 def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
             epoch_path: str = "fit", kernel_path: str = "fast", torch_layout: str = "course",
-            torch_malloc: str = "system") -> dict:
+            torch_malloc: str = "system", compute: str = "float32") -> dict:
     """Runs one worker (``framework``: jaxdl, torch or info) in a fresh process and returns its figures."""
     if framework == "torch" and torch_malloc == "keep":
         framework = "torch-keep-malloc"
     cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path,
-           kernel_path, torch_layout]
+           kernel_path, torch_layout, compute]
     env = {**os.environ, **(env or {})}
     with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**env, "JAXDL_CACHE_DIR": cache})
@@ -389,13 +390,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1,
                         help="run each framework this many times per row, alternating, and print the medians "
                              "with the range of the per-pair ratios (this machine's speed drifts between processes)")
-    parser.add_argument("--worker", nargs=7, metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "KERNELS", "LAYOUT"),
+    parser.add_argument("--precision", choices=("float32", "bfloat16", "float16"), default="float32",
+                        help="how jaxdl's steps compute (jaxdl.precision; PyTorch stays float32)")
+    parser.add_argument("--worker", nargs=8,
+                        metavar=("FRAMEWORK", "MODEL", "BATCH", "EXAMPLES", "PATH", "KERNELS", "LAYOUT", "PRECISION"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
     if args.worker:
-        framework, model, batch, examples, epoch_path, kernel_path, torch_layout = args.worker
+        framework, model, batch, examples, epoch_path, kernel_path, torch_layout, compute = args.worker
         if framework == "info":
             print(json.dumps(machine_info()))
             return
@@ -404,7 +408,7 @@ def main() -> None:
 
             runtime.keep_freed_host_memory()
         run = run_jaxdl if framework == "jaxdl" else run_torch
-        print(json.dumps(run(model, int(batch), int(examples), epoch_path, kernel_path, torch_layout)))
+        print(json.dumps(run(model, int(batch), int(examples), epoch_path, kernel_path, torch_layout, compute)))
         return
 
     names = list(SETTINGS) if args.models == "all" else args.models.split(",")
@@ -430,6 +434,7 @@ def main() -> None:
              + (f"; workers' environment {env}" if env else "")
              + (f"; jaxdl epochs forced {args.epoch_path}" if args.epoch_path != "fit" else "")
              + (f"; jaxdl kernels: {args.kernels}" if args.kernels != "fast" else "")
+             + (f"; jaxdl computes in {args.precision} (mixed precision)" if args.precision != "float32" else "")
              + ("; PyTorch in channels_last" if args.torch_layout == "channels_last" else
                 "; PyTorch's batches NCHW as the course's DataLoader makes them")
              + ("; PyTorch with jaxdl's malloc settings" if args.torch_malloc == "keep" else "")
@@ -446,7 +451,8 @@ def main() -> None:
             if SETTINGS[name][2] in ("linear", "circles", "blobs") and batch != course_batch:
                 continue  # full-batch sets: the course's one batch only
             pairs = [tuple(measure(framework, name, batch, args.examples, env, args.epoch_path, args.kernels,
-                                   args.torch_layout, args.torch_malloc) for framework in ("jaxdl", "torch"))
+                                   args.torch_layout, args.torch_malloc, args.precision)
+                           for framework in ("jaxdl", "torch"))
                      for _ in range(args.repeats)]
             j, t = (medians([pair[i] for pair in pairs]) for i in (0, 1))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "

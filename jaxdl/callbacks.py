@@ -51,20 +51,22 @@ class PrintEpoch(Callback):
             self.print_fn(_epoch_line(learner))
 
 
-def examples_in_batch(loader, index: int, batch_size: int) -> int:
-    """Real examples in batch ``index`` of an epoch: the padded last batch of a loader
-    that keeps it holds only the remainder (its mask says so, but reading the mask
-    would make the host wait for the device)."""
+def examples_in_steps(loader, first: int, stop: int) -> int:
+    """Real examples in batches ``first`` to ``stop - 1`` of an epoch: the padded last
+    batch of a loader that keeps it holds only the remainder (its mask says so, but
+    reading the mask would make the host wait for the device)."""
+    batch_size = loader.batch_size
     if getattr(loader, "drop_last", True) or not hasattr(loader, "num_examples"):
-        return batch_size
-    return max(0, min(batch_size, loader.num_examples - index * batch_size))
+        return (stop - first) * batch_size
+    return max(0, min(stop * batch_size, loader.num_examples) - first * batch_size)
 
 
 class ProgressBar(Callback):
     """A tqdm bar over each epoch's batches showing loss, accuracy and images/s.
 
     The numbers are read from the device only every ``refresh_seconds``, so the bar
-    does not make the host wait for each step.
+    does not make the host wait for each step; in a scanned epoch the device's loop
+    stops for the bar about that often.
     """
 
     order = 5
@@ -74,26 +76,30 @@ class ProgressBar(Callback):
         self.refresh_seconds, self.leave, self.disable = refresh_seconds, leave, disable
         self.bar = None
 
+    def batch_every_seconds(self, learner: Learner) -> float | None:
+        shown = self.bar is not None and not self.bar.disable  # tqdm hides it in a log file
+        return self.refresh_seconds if shown else None
+
     def before_epoch(self, learner: Learner) -> None:
         from tqdm.auto import tqdm
 
         done = int(learner.state.step) - learner.epoch * learner.steps_per_epoch
         self.bar = tqdm(total=learner.steps_per_epoch, initial=done, desc=f"epoch {learner.epoch}",
                         unit="batch", leave=self.leave, dynamic_ncols=True, disable=self.disable)
-        self.last_refresh, self.last_count, self.examples = time.perf_counter(), done, 0
+        self.last_refresh, self.last_count = time.perf_counter(), done
 
     def after_batch(self, learner: Learner) -> None:
-        self.examples += examples_in_batch(learner.train_data, learner.batch_index, learner.batch["x"].shape[0])
         now = time.perf_counter()
         if now - self.last_refresh >= self.refresh_seconds:
-            latest = T.summarize(learner.step_metrics[-1])  # waits for this step only
-            rate = self.examples / (time.perf_counter() - self.last_refresh)
+            done = learner.batch_index + 1
+            latest = T.summarize(learner.step_metrics[-1])  # this step's (or chunk's): waits for it only
+            rate = examples_in_steps(learner.train_data, self.last_count, done) / (now - self.last_refresh)
             postfix = {"loss": f"{latest['loss']:.4f}", "img/s": f"{rate:,.0f}"}
             if not math.isnan(latest["acc"]):
                 postfix["acc"] = f"{latest['acc']:.1f}%"
             self.bar.set_postfix(postfix, refresh=False)
-            self.bar.update(learner.batch_index + 1 - self.last_count)
-            self.last_refresh, self.last_count, self.examples = time.perf_counter(), learner.batch_index + 1, 0
+            self.bar.update(done - self.last_count)
+            self.last_refresh, self.last_count = time.perf_counter(), done
 
     def after_epoch(self, learner: Learner) -> None:
         if self.bar is not None:

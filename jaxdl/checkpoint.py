@@ -402,6 +402,9 @@ class Checkpoint(Callback):
                 f"{step} would mean another point of training. Resume with the same data and batch "
                 "size, or start in an empty directory")
 
+    def batch_every_steps(self, learner: Learner) -> int | None:
+        return self.every_n_steps or None  # a scanned epoch stops for the saves at N, 2N, ...
+
     def _save(self, learner: Learner, epoch_sums, metrics=None) -> None:
         self.store.save(learner.state, _progress(learner, epoch_sums), metrics=metrics)
         self.latest = int(learner.state.step)

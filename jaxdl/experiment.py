@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxdl import callbacks as cb
-from jaxdl import arguments, checkpoint, data, learner, parallel, runtime, train
+from jaxdl import arguments, checkpoint, data, learner, parallel, precision, runtime, train
 from jaxdl.arguments import positive_int
 from jaxdl.errors import JaxdlError
 from jaxdl.files import atomic_path
@@ -65,6 +65,7 @@ class Config:
     devices: int | None = None
     examples: int | None = None
     checkpoint_every: int = 500
+    precision: str = "float32"
     debug: bool = False
     extra: dict = dataclasses.field(default_factory=dict)
     may_change: tuple[str, ...] = ()
@@ -123,6 +124,9 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
                         help="use only this many training examples (and a fifth as many test ones): a smoke run")
     parser.add_argument("--checkpoint-every", type=arguments.whole_number(0), default=500,
                         help="save a checkpoint every this many steps inside an epoch (0: at epoch ends only)")
+    parser.add_argument("--precision", default="float32", choices=sorted(precision.PRECISIONS),
+                        help="how the steps compute: bfloat16 or float16 for mixed precision on a GPU or TPU "
+                             "(the weights stay float32)")
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     for flag, kwargs in extra_args:
         parser.add_argument(flag, **kwargs)
@@ -220,7 +224,8 @@ class Experiment:
         if example_input is None:
             example_input = next(iter(train_data.epoch(0)))["x"][:1]
         state = train.create_train_state(model, self.key, jax.device_get(example_input),
-                                         tx if tx is not None else self.optimizer(), loss, target)
+                                         tx if tx is not None else self.optimizer(), loss, target,
+                                         precision=self.cfg.precision)
         self.initial_params[run] = jax.device_get(state.params)  # a copy: train_step donates the state
         if self.mesh.devices.size > 1:
             state = parallel.replicate_state(state, self.mesh)

@@ -301,7 +301,9 @@ class BatchNorm(nn.Module):
     ``mutable=['batch_stats']`` to ``apply`` when training.
 
     ``axis_name`` averages the statistics across devices under ``jax.pmap``; under
-    ``jax.jit`` with a sharded batch the mean is over the global batch already.
+    ``jax.jit`` with a sharded batch the mean is over the global batch already. The
+    statistics are float32 whatever the input's type (mixed precision,
+    :mod:`jaxdl.precision`); the output has the input's type.
     """
 
     momentum: float = 0.1
@@ -325,8 +327,9 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (c,))
         if train:
             axes = tuple(range(x.ndim - 1))
-            mean = x.mean(axes)
-            mean_sq = (x * x).mean(axes)
+            wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # statistics in float32 at least
+            mean = wide.mean(axes)
+            mean_sq = (wide * wide).mean(axes)
             if self.axis_name is not None:
                 mean, mean_sq = lax.pmean((mean, mean_sq), self.axis_name)
             var = jnp.maximum(mean_sq - mean * mean, 0.0)
@@ -344,7 +347,7 @@ class BatchNorm(nn.Module):
         # ``(x - mean) * rsqrt(var + eps) * scale + bias``, in the form whose gradient XLA
         # fuses into few passes over x (docs/performance.md, "BatchNorm").
         factor = lax.rsqrt(var + self.epsilon) * scale
-        return x * factor + (bias - mean * factor)
+        return x * factor.astype(x.dtype) + (bias - mean * factor).astype(x.dtype)
 
 
 class Flatten(nn.Module):

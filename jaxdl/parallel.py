@@ -1,14 +1,18 @@
 """Data parallelism: a device mesh, sharded batches, ``pmap`` helpers, several hosts.
 
 Today's JAX way (the JAX training cookbook): build a one-axis mesh called ``data``
-over the devices, replicate the training state on every device, and split each batch
-along its first axis over ``data``. ``jax.jit`` then compiles
-:func:`jaxdl.train.train_step` -- unchanged -- into a program where each device
-computes its part of the batch and the gradients are averaged across devices. With
-one device the mesh has one entry and nothing changes.
+over the devices (``jax.make_mesh``, which orders them by the machine's topology),
+replicate the training state on every device, and split each batch along its first
+axis over ``data``. ``jax.jit`` then compiles :func:`jaxdl.train.train_step` --
+unchanged -- into a program where each device computes its part of the batch and the
+gradients are averaged across devices. With one device the mesh has one entry and
+nothing changes.
 
-Older code uses ``jax.pmap``: :func:`replicate`, :func:`split_for_pmap` and
-:func:`unreplicate` prepare its inputs for :data:`jaxdl.train.pmap_train_step`.
+Code written per device, with explicit collectives, as ``jax.pmap`` code is:
+:func:`jaxdl.train.shard_map_train_step` is the same step under ``jax.shard_map`` on
+the mesh (today's form of ``pmap``, which current JAX keeps in maintenance mode), and
+:data:`jaxdl.train.pmap_train_step` the step for ``jax.pmap`` itself, whose inputs
+:func:`replicate`, :func:`split_for_pmap` and :func:`unreplicate` prepare.
 
 Several machines: call :func:`initialize_distributed` first in every process; then
 ``jax.devices()`` lists the devices of all processes, the mesh spans them, and each
@@ -23,18 +27,20 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
 
 
 def make_mesh(devices: int | None = None) -> Mesh:
-    """A one-axis ``data`` mesh over the first ``devices`` devices (default: all)."""
+    """A one-axis ``data`` mesh over the first ``devices`` devices (default: all), in the
+    order ``jax.make_mesh`` gives them. The axis is ``Auto``: jit places the arrays inside
+    a step where XLA finds best, from the shardings of its inputs."""
     available = jax.devices()
     n = len(available) if devices is None else devices
-    if not 1 <= n <= len(available):
-        raise ValueError(f"asked for {n} devices but {len(available)} are available: {available}")
-    return Mesh(np.asarray(available[:n]), (DATA_AXIS,))
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(available):
+        raise ValueError(f"asked for {n!r} devices but {len(available)} are available: {available}")
+    return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=available[:n])
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
@@ -71,7 +77,8 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
 def replicate(tree: Any, devices=None) -> Any:
     """One copy of ``tree`` per local device, stacked on a new leading axis (for pmap)."""
     devices = devices or jax.local_devices()
-    sharding = NamedSharding(Mesh(np.asarray(devices), (DATA_AXIS,)), P(DATA_AXIS))
+    mesh = jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
+    sharding = NamedSharding(mesh, P(DATA_AXIS))
     return jax.device_put(jax.tree.map(lambda x: jnp.stack([x] * len(devices)), tree), sharding)
 
 

@@ -32,7 +32,13 @@ import optax
 from flax import struct
 from jax import lax
 
+try:
+    from jax import shard_map
+except ImportError:  # JAX releases before shard_map left jax.experimental
+    from jax.experimental.shard_map import shard_map
+
 from jaxdl import kernels
+from jaxdl import precision as P
 from jaxdl.metrics import Loss, as_loss
 
 Batch = dict[str, jax.Array]
@@ -45,9 +51,11 @@ class TrainState(struct.PyTreeNode):
     ``rng`` holds the raw data of a PRNG key (``jax.random.key_data``) so the state is
     plain arrays that Orbax can save and a mesh can replicate; the step's dropout key
     is ``fold_in(key, step)``, so a resumed run draws what an uninterrupted one would.
-    ``apply_fn``, ``tx``, ``loss`` (a :class:`~jaxdl.metrics.Loss`) and ``target`` are
-    static: they choose the program, not its data. ``target`` names the batch entry the
-    loss compares against: ``"y"`` for labels, ``"x"`` for an autoencoder's own input.
+    ``apply_fn``, ``tx``, ``loss`` (a :class:`~jaxdl.metrics.Loss`), ``target`` and
+    ``precision`` (a :class:`~jaxdl.precision.Precision`) are static: they choose the
+    program, not its data. ``target`` names the batch entry the loss compares against:
+    ``"y"`` for labels, ``"x"`` for an autoencoder's own input. ``loss_scale`` is
+    float16's dynamic loss scale (``None`` in other precisions).
     """
 
     step: jax.Array
@@ -60,6 +68,8 @@ class TrainState(struct.PyTreeNode):
     loss: Loss = struct.field(pytree_node=False, default=as_loss("cross_entropy"))
     target: str = struct.field(pytree_node=False, default="y")
     model_name: str = struct.field(pytree_node=False, default="model")
+    loss_scale: Any = None
+    precision: P.Precision = struct.field(pytree_node=False, default=P.FLOAT32)
 
     @property
     def key(self) -> jax.Array:
@@ -86,16 +96,20 @@ def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.
 
 
 def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: optax.GradientTransformation,
-                       loss: str | Loss = "cross_entropy", target: str = "y") -> TrainState:
+                       loss: str | Loss = "cross_entropy", target: str = "y",
+                       precision: str | P.Precision = "float32") -> TrainState:
     """Initialise ``model`` on ``example_input`` (any batch size) and wrap it with ``tx``.
 
     ``loss`` is a :class:`~jaxdl.metrics.Loss` or one of its names (``"cross_entropy"``,
     ``"bce_with_logits"``, ``"mse"``, ``"l1"``). ``key`` is split: one part initialises
     the parameters, the other seeds every later random draw (dropout) of this run.
+    ``precision`` is how the steps compute (:mod:`jaxdl.precision`: ``"float32"``,
+    ``"bfloat16"``, ``"float16"``); the parameters are float32 in every case.
     """
     loss = as_loss(loss)
     if target not in ("x", "y"):
         raise ValueError(f"target must be 'y' (labels) or 'x' (reconstruct the input), got {target!r}")
+    precision = P.as_precision(precision)
     init_key, run_key = jax.random.split(key)
     variables = model.init({"params": init_key, "dropout": init_key}, jnp.asarray(example_input))
     params = variables["params"]
@@ -103,19 +117,40 @@ def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: opta
         step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
         batch_stats=variables.get("batch_stats", {}), rng=jax.random.key_data(run_key),
         apply_fn=model.apply, tx=tx, loss=loss, target=target, model_name=type(model).__name__,
+        loss_scale=precision.initial_loss_scale(), precision=precision,
     )
 
 
+def with_precision(state: TrainState, precision: str | P.Precision) -> TrainState:
+    """``state`` computing in ``precision`` from its next step on (the parameters stay
+    as they are: float32). A loss scale is added for float16, kept if it was there."""
+    precision = P.as_precision(precision)
+    if precision == state.precision:
+        return state
+    loss_scale = state.loss_scale if precision.loss_scaling and state.loss_scale is not None \
+        else precision.initial_loss_scale()
+    return state.replace(precision=precision, loss_scale=loss_scale)
+
+
 def _apply(state: TrainState, params, x, train: bool):
-    """Run the model; in training, with this step's dropout key and BatchNorm updates."""
-    variables = {**state.variables, "params": params}
+    """Run the model; in training, with this step's dropout key and BatchNorm updates.
+    Under mixed precision the parameters and inputs are cast to the compute type and
+    the outputs come back as float32, for the loss and the metrics."""
+    precision = state.precision
+    variables = {**state.variables, "params": precision.cast(params)}
+    x = precision.cast(x)
     if not train:
-        return state.apply_fn(variables, x, train=False), state.batch_stats
-    rngs = {"dropout": jax.random.fold_in(state.key, state.step)}
-    if state.batch_stats:
-        out, updates = state.apply_fn(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
-        return out, updates["batch_stats"]
-    return state.apply_fn(variables, x, train=True, rngs=rngs), state.batch_stats
+        out, batch_stats = state.apply_fn(variables, x, train=False), state.batch_stats
+    else:
+        rngs = {"dropout": jax.random.fold_in(state.key, state.step)}
+        if state.batch_stats:
+            out, updates = state.apply_fn(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+            batch_stats = updates["batch_stats"]
+        else:
+            out, batch_stats = state.apply_fn(variables, x, train=True, rngs=rngs), state.batch_stats
+    if precision.mixed:
+        out = jax.tree.map(lambda o: o.astype(jnp.float32), out)
+    return out, batch_stats
 
 
 def _metric_sums(state: TrainState, outputs, batch: Batch, per_example) -> Metrics:
@@ -136,10 +171,14 @@ def _train_step(state: TrainState, batch: Batch, axis_name: str | None = None):
     if axis_name is not None:
         count = lax.psum(count, axis_name)
 
+    scale = state.loss_scale["scale"] if state.loss_scale is not None else None
+
     def loss_fn(params):
         outputs, batch_stats = _apply(state, params, batch["x"], train=True)
         per_example = state.loss(outputs, batch[state.target])
-        return jnp.sum(per_example * mask) / jnp.maximum(count, 1.0), (outputs, per_example, batch_stats)
+        loss = jnp.sum(per_example * mask) / jnp.maximum(count, 1.0)
+        # float16: the loss scaled up, so that small gradients do not round to 0
+        return (loss if scale is None else loss * scale), (outputs, per_example, batch_stats)
 
     grads, (outputs, per_example, batch_stats) = jax.grad(loss_fn, has_aux=True)(state.params)
     metrics = _metric_sums(state, outputs, batch, per_example)
@@ -147,10 +186,18 @@ def _train_step(state: TrainState, batch: Batch, axis_name: str | None = None):
         grads = lax.psum(grads, axis_name)
         metrics = lax.psum(metrics, axis_name)
         batch_stats = lax.pmean(batch_stats, axis_name)
-    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
-    state = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
-                          opt_state=opt_state, batch_stats=batch_stats)
-    return state, metrics
+    updates, opt_state = state.tx.update(grads if scale is None else jax.tree.map(lambda g: g / scale, grads),
+                                         state.opt_state, state.params)
+    new = state.replace(step=state.step + 1, params=optax.apply_updates(state.params, updates),
+                        opt_state=opt_state, batch_stats=batch_stats)
+    if scale is None:
+        return new, metrics
+    # an overflow in the scaled backward pass: skip this update, halve the scale
+    finite = P.all_finite(grads)
+    kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), (new.params, new.opt_state, new.batch_stats),
+                        (state.params, state.opt_state, state.batch_stats))
+    return new.replace(params=kept[0], opt_state=kept[1], batch_stats=kept[2],
+                       loss_scale=P.next_loss_scale(state.precision, state.loss_scale, finite)), metrics
 
 
 def _eval_step(state: TrainState, batch: Batch, axis_name: str | None = None) -> Metrics:
@@ -172,33 +219,73 @@ pmap_train_step = jax.pmap(functools.partial(_train_step, axis_name="data"), axi
 """The same step for ``jax.pmap`` code: a replicated state and a batch with a leading
 device axis (:func:`jaxdl.parallel.replicate`, :func:`jaxdl.parallel.split_for_pmap`)."""
 
-@kernels.jit(static_argnames="gather", donate_argnums=0)
-def train_epoch_scanned(state: TrainState, x, y, indices, mask, epoch, gather):
-    """A whole epoch as one ``lax.scan`` over the steps, batches gathered inside.
+
+def shard_map_train_step(mesh: jax.sharding.Mesh, axis_name: str = "data"):
+    """The step written per device, as ``pmap`` code is, on today's JAX: ``jax.shard_map``
+    over ``mesh``'s ``axis_name`` axis, each device given its part of the batch and the
+    whole (replicated) state, the loss normalised by the global example count and the
+    gradients summed with ``psum``. Takes what :func:`train_step` takes on a mesh (a
+    replicated state, a batch split over ``axis_name``) and computes the same update,
+    except that BatchNorm normalises by each device's statistics, as PyTorch's DDP does.
+    Compiled with :func:`jaxdl.kernels.jit`, the old state donated."""
+    spec = jax.sharding.PartitionSpec
+    per_device = shard_map(functools.partial(_train_step, axis_name=axis_name), mesh=mesh,
+                           in_specs=(spec(), spec(axis_name)), out_specs=(spec(), spec()))
+    return kernels.jit(per_device, donate_argnums=0)
+
+
+@kernels.jit(static_argnames=("gather", "sharding"), donate_argnums=0)
+def train_steps_scanned(state: TrainState, x, y, indices, mask, epoch, start, stop, gather, sharding=None):
+    """Steps ``start`` to ``stop - 1`` of an epoch in one loop on the device, batches
+    gathered inside.
 
     ``gather(x, y, indices, mask, step, epoch) -> batch`` is the loader's (see
     :meth:`jaxdl.data.DeviceBatches.gather`), so batches and augmentation are exactly
-    those of the per-batch loop. Returns the state and each step's metric sums
-    (stacked: one entry per step).
+    those of the per-batch loop. ``start`` and ``stop`` are arrays, not constants of the
+    program: every chunk of every epoch runs the same compiled loop, so an epoch cut
+    into chunks (for the Learner's batch events) computes what one whole-epoch call
+    computes, to the last bit, and the last, shorter chunk costs no compilation.
+    Each batch is placed by ``sharding`` when given (the loader's: split over a mesh).
+    Returns the state and the metric sums of every step of the epoch (one entry per
+    step; zero outside ``[start, stop)``).
     """
 
-    def body(state, step):
-        return _train_step(state, gather(x, y, indices, mask, step, epoch))
+    def batch(step):
+        b = gather(x, y, indices, mask, step, epoch)
+        return b if sharding is None else lax.with_sharding_constraint(b, sharding)
 
-    return lax.scan(body, state, jnp.arange(indices.shape[0]))
+    zeros = jax.tree.map(lambda s: jnp.zeros((indices.shape[0], *s.shape), s.dtype),
+                         jax.eval_shape(lambda step: _train_step(state, batch(step))[1], 0))
+
+    def body(step, carry):
+        state, sums = carry
+        state, metrics = _train_step(state, batch(step))
+        return state, jax.tree.map(lambda all_steps, m: all_steps.at[step].set(m), sums, metrics)
+
+    return lax.fori_loop(start, stop, body, (state, zeros))
+
+
+def scan_steps(state: TrainState, loader, epoch: int, start: int, stop: int, order=None) -> tuple[TrainState, Metrics]:
+    """Steps ``start`` to ``stop - 1`` of epoch ``epoch`` of a device loader (one with
+    ``epoch_indices`` and ``gather``, like :class:`jaxdl.data.DeviceBatches`) as one
+    :func:`train_steps_scanned` dispatch. ``order`` is the epoch's ``(indices, mask)``
+    when the caller has it already. Returns the state and the sums of every step of the
+    epoch (zero outside the steps run)."""
+    indices, mask = loader.epoch_indices(epoch) if order is None else order
+    return train_steps_scanned(state, loader.x, loader.y, indices, mask, epoch, start, stop, loader.gather,
+                               getattr(loader, "sharding", None))
 
 
 def scan_epoch(state: TrainState, loader, epoch: int) -> tuple[TrainState, Metrics]:
-    """Epoch ``epoch`` of a device loader (one with ``epoch_indices`` and ``gather``, like
-    :class:`jaxdl.data.DeviceBatches`) as one :func:`train_epoch_scanned` dispatch.
+    """Epoch ``epoch`` of a device loader as one :func:`train_steps_scanned` dispatch.
     Returns the state and each step's metric sums."""
-    indices, mask = loader.epoch_indices(epoch)
-    return train_epoch_scanned(state, loader.x, loader.y, indices, mask, epoch, loader.gather)
+    return scan_steps(state, loader, epoch, 0, len(loader))
 
 
 def summarize(sums: Metrics) -> dict[str, float]:
-    """Metric sums -> ``{"loss": mean loss, "acc": accuracy in %}`` (acc NaN for regression)."""
-    sums = jax.device_get(sums)
+    """Metric sums -> ``{"loss": mean loss, "acc": accuracy in %}`` (acc NaN for
+    regression). Sums of several steps (vectors, one entry a step) are added up first."""
+    sums = {name: np.sum(value, dtype=np.float64) for name, value in jax.device_get(sums).items()}
     count = float(sums["count"])
     loss = float(sums["loss_sum"]) / count if count else math.nan
     acc = float(sums["correct"]) / count * 100 if "correct" in sums and count else math.nan

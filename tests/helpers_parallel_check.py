@@ -1,6 +1,7 @@
 """Run with 8 simulated CPU devices (the test sets XLA_FLAGS): the same training steps
-on 1 device, data-parallel over 8 with jit, and under pmap; a checkpoint saved from 8
-devices restored onto 1. Prints one JSON line of the largest differences."""
+on 1 device, data-parallel over 8 with jit, under shard_map and under pmap; a fit of
+scanned epochs cut into chunks, in bfloat16, on 1 device and on 8; a checkpoint saved
+from 8 devices restored onto 1. Prints one JSON line of the largest differences."""
 
 import json
 import pathlib
@@ -12,7 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import checkpoint, parallel, runtime, train  # noqa: E402
+from jaxdl import checkpoint, learner, parallel, runtime, train  # noqa: E402
 from jaxdl.data import DeviceBatches  # noqa: E402
 from jaxdl.models import MNISTBatchNormCNN, SimpleCNN  # noqa: E402
 
@@ -56,6 +57,26 @@ for model in (SimpleCNN(), MNISTBatchNormCNN()):
                             parallel.unreplicate)
         result[f"{name}_pmap_params"] = max_diff(one.params, pm.params)
         result[f"{name}_pmap_loss"] = float(np.max(np.abs(np.subtract(one_losses, pm_losses))))
+        sm, sm_losses = run(model, train.shard_map_train_step(mesh), lambda s: parallel.replicate_state(s, mesh),
+                            lambda b: parallel.shard_batch(b, mesh), identity)
+        result[f"{name}_shard_map_params"] = max_diff(one.params, sm.params)
+        result[f"{name}_shard_map_loss"] = float(np.max(np.abs(np.subtract(one_losses, sm_losses))))
+        result[f"{name}_shard_map_vs_pmap"] = max_diff(sm.params, pm.params)
+
+# fit: scanned epochs in chunks of 3 steps, computing in bfloat16, on 1 device and on 8
+for name, mesh_or_none in (("one", None), ("eight", mesh)):
+    sharding = None if mesh_or_none is None else parallel.batch_sharding(mesh_or_none)
+    state = train.create_train_state(SimpleCNN(), jax.random.key(2), x[:1], train.make_optimizer("sgd", 0.05),
+                                     precision="bfloat16")
+    if mesh_or_none is not None:
+        state = parallel.replicate_state(state, mesh_or_none)
+    loader = DeviceBatches(x, y, 16, key=jax.random.key(3), sharding=sharding)  # 7 steps an epoch
+    state, history = learner.fit(state, loader, epochs=2, scan=True, steps_per_execution=3)
+    result[f"bf16_scan_{name}"] = (jax.device_get(state.params), history["train_loss"], int(state.step))
+(p1, l1, s1), (p8, l8, s8) = result.pop("bf16_scan_one"), result.pop("bf16_scan_eight")
+result["bf16_scan_steps"] = [s1, s8]
+result["bf16_scan_params"] = max_diff(p1, p8)
+result["bf16_scan_loss"] = float(np.max(np.abs(np.subtract(l1, l8))))
 
 # a checkpoint saved from 8 devices, restored into the abstract state of 1 device
 with tempfile.TemporaryDirectory() as tmp:

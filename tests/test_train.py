@@ -5,6 +5,7 @@ across two processes."""
 import json
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -23,7 +24,8 @@ from jaxdl import metrics as M
 from jaxdl import plots
 from jaxdl import train as T
 from jaxdl.data import DeviceBatches, make_batches
-from jaxdl.learner import EVENTS, Callback, CancelBatchException, CancelFitException, NonFiniteLossError, fit
+from jaxdl.learner import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
+                           NonFiniteLossError, fit)
 from jaxdl.models import BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
 
 TESTS = pathlib.Path(__file__).resolve().parent
@@ -89,12 +91,11 @@ def test_scanned_evaluation_equals_batch_by_batch():
 
 
 def test_progress_rate_counts_real_examples_only():
-    from jaxdl.callbacks import examples_in_batch
-
     x, y = tiny_problem(25)
     kept, dropped = make_batches((x, y), 10), make_batches((x, y), 10, drop_last=True)
-    assert [examples_in_batch(kept, i, 10) for i in range(len(kept))] == [10, 10, 5]
-    assert [examples_in_batch(dropped, i, 10) for i in range(len(dropped))] == [10, 10]
+    assert [C.examples_in_steps(kept, i, i + 1) for i in range(len(kept))] == [10, 10, 5]
+    assert [C.examples_in_steps(dropped, i, i + 1) for i in range(len(dropped))] == [10, 10]
+    assert C.examples_in_steps(kept, 1, 3) == 15 and C.examples_in_steps(dropped, 0, 2) == 20
 
 
 def test_each_course_loss_knows_its_value_prediction_and_targets():
@@ -146,6 +147,121 @@ def test_scanned_epoch_matches_per_batch_steps():
     assert int(stepped.step) == int(scanned.step) == 14
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6), stepped.params, scanned.params)
     np.testing.assert_allclose(h1["train_loss"], h2["train_loss"], rtol=1e-5)
+
+
+def _same_bits(a, b):
+    return all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+class BatchEvents(Callback):
+    """Records where a fit's batch events fall: the step count after each ``after_batch``."""
+
+    def __init__(self, every_steps=None):
+        self.every_steps, self.after = every_steps, []
+
+    def batch_every_steps(self, learner):
+        return self.every_steps
+
+    def after_batch(self, learner):
+        self.after.append(int(learner.state.step))
+
+
+def test_scanned_epochs_stop_where_checkpoints_are_due_and_compute_the_same(tmp_path):
+    x, y = tiny_problem(80)
+    loader = DeviceBatches(x, y, 4, key=jax.random.key(0))  # 20 steps an epoch
+    whole, _ = fit(blob_state(), loader, epochs=3, scan=True)  # each epoch one dispatch
+    events = BatchEvents()
+    ckpt = K.Checkpoint(tmp_path, every_n_steps=7, keep=100, print_fn=lambda *_: None)
+    chunked, history = fit(blob_state(), loader, epochs=3, callbacks=[ckpt, events], scan=True)
+    assert events.after == [7, 14, 20, 21, 28, 35, 40, 42, 49, 56, 60]
+    assert K.CheckpointStore(tmp_path).steps() == [7, 14, 20, 21, 28, 35, 40, 42, 49, 56, 60]
+    assert _same_bits(chunked.params, whole.params)  # one compiled loop, wherever the cuts fall
+    restored, progress, _ = K.CheckpointStore(tmp_path).restore(blob_state())
+    assert _same_bits(restored.params, whole.params) and len(progress["history"]["train_loss"]) == 3
+    # resumed from step 49 (epoch 2, a mid-epoch checkpoint), the end is the same to the last bit
+    store = K.CheckpointStore(tmp_path)
+    for step in store.steps():
+        if step > 49:
+            store.manager.delete(step)
+    resumed, resumed_history = fit(blob_state(), loader, epochs=3, scan=True,
+                                   callbacks=[K.Checkpoint(tmp_path, every_n_steps=7, keep=100,
+                                                           print_fn=lambda *_: None)])
+    assert _same_bits(resumed.params, whole.params)
+    assert resumed_history["train_loss"] == history["train_loss"]
+
+
+def test_steps_per_execution_cuts_scanned_epochs():
+    x, y = tiny_problem(40)
+    loader = DeviceBatches(x, y, 4, key=jax.random.key(0))  # 10 steps an epoch
+    events = BatchEvents()
+    state, _ = fit(blob_state(), loader, epochs=2, callbacks=[events], steps_per_execution=4)
+    assert events.after == [4, 8, 10, 12, 16, 20]
+    whole, _ = fit(blob_state(), loader, epochs=2, scan=True)
+    assert _same_bits(state.params, whole.params)
+    with pytest.raises(ValueError, match="cannot go with scan=False"):
+        fit(blob_state(), loader, epochs=1, steps_per_execution=4, scan=False)
+    with pytest.raises(ValueError, match="whole number >= 1"):
+        fit(blob_state(), loader, epochs=1, steps_per_execution=0)
+
+
+def test_progress_bar_moves_inside_a_scanned_epoch():
+    x, y = tiny_problem(40)
+    counts = []
+
+    class WatchedBar(C.ProgressBar):
+        def after_batch(self, learner):
+            super().after_batch(learner)
+            counts.append(self.bar.n)
+
+    fit(blob_state(), DeviceBatches(x, y, 4), epochs=1, scan=True,
+        callbacks=[WatchedBar(refresh_seconds=0, disable=False)])
+    assert counts == list(range(1, 11))  # refreshed every step, as asked
+
+
+def test_a_callback_that_needs_every_batch_makes_scanned_epochs_per_batch(caplog):
+    x, y = tiny_problem(40)
+    loader = DeviceBatches(x, y, 4, key=jax.random.key(0))
+
+    class SkipOddBatches(Callback):
+        def before_batch(self, learner):
+            if learner.batch_index % 2:
+                raise CancelBatchException
+
+    with caplog.at_level("WARNING", logger="jaxdl.learner"):
+        scanned, _ = fit(blob_state(), loader, epochs=2, callbacks=[SkipOddBatches()], scan=True)
+    assert "run per batch" in caplog.text and "SkipOddBatches needs every batch" in caplog.text
+    stepped, _ = fit(blob_state(), loader, epochs=2, callbacks=[SkipOddBatches()], scan=False)
+    assert int(scanned.step) == int(stepped.step) == 10 and _same_bits(scanned.params, stepped.params)
+
+
+@pytest.mark.parametrize("scan", [False, True])
+def test_cancel_exceptions_fall_on_the_same_steps_in_both_modes(scan):
+    x, y = tiny_problem(40)
+    loader = DeviceBatches(x, y, 4, key=jax.random.key(0))  # 10 steps an epoch
+
+    class EndEpochAtStep(BatchEvents):
+        def after_batch(self, learner):
+            super().after_batch(learner)
+            if learner.batch_index == 3:  # after the epoch's 4th step
+                raise CancelEpochException
+
+    class SkipChunk(Callback):
+        every_batch = False  # skips a whole chunk in a scanned epoch, as declared
+
+        def batch_every_steps(self, learner):
+            return 2
+
+        def before_batch(self, learner):
+            if learner.epoch == 1 and learner.batch_index in (0, 1):  # the first step, or chunk, of epoch 1
+                raise CancelBatchException
+
+    events = EndEpochAtStep(every_steps=2)
+    state, history = fit(blob_state(), loader, epochs=2, callbacks=[events], scan=scan)
+    assert int(state.step) == 8 and len(history["train_loss"]) == 0  # both epochs ended at their step 4
+    assert events.after[-1] == 8
+    if scan:
+        skipped, _ = fit(blob_state(), loader, epochs=2, callbacks=[SkipChunk()], scan=True)
+        assert int(skipped.step) == 18  # the chunk of steps 0-1 of epoch 1 not taken
 
 
 # --- fit and callbacks ---------------------------------------------------------------------------
@@ -342,32 +458,37 @@ def _run_script(workdir, *extra):
 
 
 @pytest.mark.data
-def test_resume_after_kill_is_bit_identical(tmp_path):
-    whole = _run_script(tmp_path / "whole")
+@pytest.mark.parametrize("scan", [False, True], ids=["per-batch", "scanned"])
+def test_resume_after_kill_is_bit_identical(tmp_path, scan):
+    flags = ["--scan"] if scan else []
+    whole = _run_script(tmp_path / "whole", *flags)
     assert whole.returncode == 0, whole.stderr[-2000:]
-    # the same command, killed (SIGKILL) as soon as a mid-epoch checkpoint exists, then run again
+    # the same command, killed (SIGKILL) once a checkpoint at or past a random step exists
+    # (63 steps an epoch, a checkpoint every 10), then run again
+    kill_at = random.Random().randrange(10, 170)
     workdir = tmp_path / "killed"
-    cmd = [sys.executable, str(TESTS / "helpers_train_script.py"), str(workdir)]
+    cmd = [sys.executable, str(TESTS / "helpers_train_script.py"), str(workdir), *flags]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
         done = [int(p.name) for p in (workdir / "checkpoints").glob("[0-9]*") if p.name.isdigit()]
-        if any(d >= 70 for d in done):  # into the second epoch (63 steps an epoch)
+        if any(d >= kill_at for d in done):
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (workdir / "final.msgpack").exists(), "the run ended before it could be killed"
-    resumed = _run_script(workdir)
+    assert not (workdir / "final.msgpack").exists(), f"the run ended before it could be killed at step {kill_at}"
+    resumed = _run_script(workdir, *flags)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resumed from" in resumed.stdout
-    assert (workdir / "final.msgpack").read_bytes() == (tmp_path / "whole" / "final.msgpack").read_bytes()
+    assert "resumed from" in resumed.stdout, f"killed at step {kill_at}"
+    assert (workdir / "final.msgpack").read_bytes() == (tmp_path / "whole" / "final.msgpack").read_bytes(), \
+        f"killed at step {kill_at}"
 
 
 # --- data parallel --------------------------------------------------------------------------------
 
 
-def test_one_device_eight_devices_and_pmap_agree():
+def test_one_device_eight_devices_shard_map_and_pmap_agree():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     out = subprocess.run([sys.executable, str(TESTS / "helpers_parallel_check.py")], capture_output=True,
                          text=True, timeout=600, env=env)
@@ -376,6 +497,12 @@ def test_one_device_eight_devices_and_pmap_agree():
     assert result["SimpleCNN_sharded"] == 8 and result["MNISTBatchNormCNN_sharded"] == 8
     assert result["SimpleCNN_jit8_params"] < 1e-6 and result["SimpleCNN_jit8_loss"] < 1e-3
     assert result["SimpleCNN_pmap_params"] < 1e-6 and result["SimpleCNN_pmap_loss"] < 1e-3
+    assert result["SimpleCNN_shard_map_params"] < 1e-6 and result["SimpleCNN_shard_map_loss"] < 1e-3
+    assert result["SimpleCNN_shard_map_vs_pmap"] < 1e-6
+    # scanned epochs in chunks, in bfloat16: 8 devices reduce in another order than one,
+    # in a type with 8 bits of mantissa
+    assert result["bf16_scan_steps"] == [14, 14]
+    assert result["bf16_scan_params"] < 2e-2 and result["bf16_scan_loss"] < 2e-2
     # BatchNorm's statistics are reduced in another order over 8 devices; after 4 steps
     # the parameters agree to ~1e-4 (the loss sums, of ~75, to ~1e-3)
     assert result["MNISTBatchNormCNN_jit8_params"] < 1e-3 and result["MNISTBatchNormCNN_jit8_loss"] < 1e-2

@@ -123,7 +123,7 @@ class DeviceBatches:
 
     def gather(self, x, y, indices, mask, step, epoch) -> Batch:
         """Batch ``step`` of an epoch: a pure function of arrays (also usable inside a
-        ``lax.scan`` over the epoch, as :func:`jaxdl.train.train_epoch_scanned` does)."""
+        ``lax.scan`` over the epoch, as :func:`jaxdl.train.train_steps_scanned` does)."""
         row, weights = indices[step], mask[step]
         batch_x = jnp.take(x, row, axis=0)
         if self.transform is not None:
