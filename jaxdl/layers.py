@@ -135,6 +135,19 @@ def check_padding(padding, layer: str) -> None:
         raise ValueError(f"{layer}: {err}") from None
 
 
+def wide(x: Array) -> Array:
+    """``x`` in float32 if it is narrower (bfloat16, float16), else as it is."""
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def add_bias(y: Array, bias: Array) -> Array:
+    """``y + bias`` over the last axis, added in float32 at least. Under mixed precision
+    (:mod:`jaxdl.precision`) the bias's gradient -- a sum over every example and pixel
+    of tiny terms -- is then summed in float32; summed in bfloat16 it stops growing once
+    each term is below its last bit. In float32 it is just ``y + bias``."""
+    return (wide(y) + wide(bias)).astype(y.dtype)
+
+
 # --- Layers -----------------------------------------------------------------------
 
 
@@ -162,7 +175,7 @@ class Dense(nn.Module):
         kernel = self.param("kernel", kaiming_uniform(), (n_in, self.features))
         y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
         if self.use_bias:
-            y = y + self.param("bias", torch_bias_init(n_in), (self.features,))
+            y = add_bias(y, self.param("bias", torch_bias_init(n_in), (self.features,)))
         return y
 
 
@@ -208,7 +221,7 @@ class Conv2D(nn.Module):
         else:  # the convolution as the course computes it
             y = conv_lib.conv2d(x, kernel, self.strides, self.padding, self.dilation)
         if self.use_bias:
-            y = y + self.param("bias", torch_bias_init(fan_in(shape)), (self.features,))
+            y = add_bias(y, self.param("bias", torch_bias_init(fan_in(shape)), (self.features,)))
         return y
 
 
@@ -327,9 +340,9 @@ class BatchNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (c,))
         if train:
             axes = tuple(range(x.ndim - 1))
-            wide = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # statistics in float32 at least
-            mean = wide.mean(axes)
-            mean_sq = (wide * wide).mean(axes)
+            xf = wide(x)  # statistics in float32 at least
+            mean = xf.mean(axes)
+            mean_sq = (xf * xf).mean(axes)
             if self.axis_name is not None:
                 mean, mean_sq = lax.pmean((mean, mean_sq), self.axis_name)
             var = jnp.maximum(mean_sq - mean * mean, 0.0)
@@ -347,7 +360,8 @@ class BatchNorm(nn.Module):
         # ``(x - mean) * rsqrt(var + eps) * scale + bias``, in the form whose gradient XLA
         # fuses into few passes over x (docs/performance.md, "BatchNorm").
         factor = lax.rsqrt(var + self.epsilon) * scale
-        return x * factor.astype(x.dtype) + (bias - mean * factor).astype(x.dtype)
+        # in float32 at least, like add_bias: the gradients of scale and bias are sums
+        return (wide(x) * factor + (bias - mean * factor)).astype(x.dtype)
 
 
 class Flatten(nn.Module):

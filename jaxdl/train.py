@@ -33,9 +33,13 @@ from flax import struct
 from jax import lax
 
 try:
-    from jax import shard_map
+    from jax import shard_map as _shard_map
+
+    _PER_DEVICE = {"check_vma": False}
 except ImportError:  # JAX releases before shard_map left jax.experimental
-    from jax.experimental.shard_map import shard_map
+    from jax.experimental.shard_map import shard_map as _shard_map
+
+    _PER_DEVICE = {"check_rep": False}
 
 from jaxdl import kernels
 from jaxdl import precision as P
@@ -229,8 +233,11 @@ def shard_map_train_step(mesh: jax.sharding.Mesh, axis_name: str = "data"):
     except that BatchNorm normalises by each device's statistics, as PyTorch's DDP does.
     Compiled with :func:`jaxdl.kernels.jit`, the old state donated."""
     spec = jax.sharding.PartitionSpec
-    per_device = shard_map(functools.partial(_train_step, axis_name=axis_name), mesh=mesh,
-                           in_specs=(spec(), spec(axis_name)), out_specs=(spec(), spec()))
+    # Unchecked, as pmap is: with the check on, JAX would sum the gradients of the
+    # replicated parameters over the devices itself, and the step's own psum would
+    # count them again.
+    per_device = _shard_map(functools.partial(_train_step, axis_name=axis_name), mesh=mesh,
+                            in_specs=(spec(), spec(axis_name)), out_specs=(spec(), spec()), **_PER_DEVICE)
     return kernels.jit(per_device, donate_argnums=0)
 
 

@@ -26,7 +26,7 @@ def course_task(name: str):
         loss = "bce_with_logits" if name.startswith("Circle") else "cross_entropy"
         return (x[:800], y[:800]), (x[800:], y[800:]), loss, "y"
     mnist = data.load_dataset("mnist", SHARED_DATA)
-    train, test = mnist.train.take(1024), mnist.test.take(256)
+    train, test = mnist.train.take(2048), mnist.test.take(512)
     x_train, x_test = jnp.asarray(train.images), jnp.asarray(test.images)
     if name == "TinyVGG":
         def rgb64(images):
@@ -35,16 +35,21 @@ def course_task(name: str):
         x_train, x_test = rgb64(x_train), rgb64(x_test)
     if name == "ConvAutoencoder":
         return (x_train, x_train), (x_test, x_test), "mse", "x"
-    return (x_train, jnp.asarray(train.labels)), (x_test, jnp.asarray(test.labels)), "cross_entropy", "y"
+    classes = 3 if name == "TinyVGG" else 10  # the course's pizza, steak, sushi: digits 0-2 stand in
+    keep_train, keep_test = train.labels < classes, test.labels < classes
+    return ((x_train[keep_train], jnp.asarray(train.labels[keep_train])),
+            (x_test[keep_test], jnp.asarray(test.labels[keep_test])), "cross_entropy", "y")
 
 
 def short_run(name: str, compute: str):
     model, _ = COURSE_MODELS[name]
     (x, y), (x_test, y_test), loss, target = course_task(name)
     toy = name.startswith(("LinearRegression", "CircleModel", "BlobModel"))
-    epochs, lr = (100, 0.1) if toy else (2, 0.05)
-    state = T.create_train_state(model, jax.random.key(0), x[:1], T.make_optimizer("sgd", lr, momentum=0.9),
-                                 loss, target, precision=compute)
+    tx = T.make_optimizer("sgd", 0.1) if toy else T.make_optimizer("adam", 1e-3)
+    if name == "ConvAutoencoder":  # what gets it off its start in two epochs
+        tx = T.make_optimizer("sgd", 0.05, momentum=0.9)
+    epochs = 100 if toy else 2
+    state = T.create_train_state(model, jax.random.key(0), x[:1], tx, loss, target, precision=compute)
     state, history = learner.fit(state, data.make_batches((x, y), len(x) if toy else 64, key=jax.random.key(1)),
                                  data.make_batches((x_test, y_test), 256), epochs=epochs)
     return state, history
@@ -59,7 +64,10 @@ def test_every_course_model_trains_in_bfloat16_as_in_float32(name):
     assert all(leaf.dtype == jnp.float32 for leaf in jax.tree.leaves((mixed.params, mixed.batch_stats)))
     assert np.isfinite(mixed_history["train_loss"]).all() and np.isfinite(mixed_history["test_loss"]).all()
     if np.isnan(full_history["test_acc"][-1]):  # regression and the autoencoder: the test loss
-        assert mixed_history["test_loss"][-1] == pytest.approx(full_history["test_loss"][-1], rel=0.1, abs=5e-3)
+        # no worse than float32's (an L1 fit at a fixed rate circles its optimum, so either may end lower)
+        assert mixed_history["test_loss"][-1] <= 1.15 * full_history["test_loss"][-1] + 0.01
+        if name.startswith("Linear"):  # a hundred epochs: it learnt
+            assert mixed_history["train_loss"][-1] < 0.2 * mixed_history["train_loss"][0]
     else:
         assert abs(mixed_history["test_acc"][-1] - full_history["test_acc"][-1]) <= 5.0
         assert full_history["test_acc"][-1] > 40  # the run is long enough to learn something
