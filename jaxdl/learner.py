@@ -131,7 +131,6 @@ class Learner:
         self._sums: dict[str, float] | None = None  # carried_sums plus step_metrics[:_summed]
         self._summed = self._steps_summed = 0
         self._epoch_begin = 0  # the step this epoch's step_metrics start after
-        self._epoch_start = 0  # the batch of the epoch this fit began it at (not 0 after a resume)
         self.first_nonfinite_step: int | None = None  # this epoch's first step with a non-finite loss
         self.train_metrics: dict[str, float] = {}
         self.eval_metrics: dict[str, float] = {}
@@ -195,7 +194,7 @@ class Learner:
             if start == 0:
                 self.carried_sums = None
             self._sums, self._summed, self._steps_summed = self.carried_sums, 0, 0
-            self._epoch_begin, self._epoch_start, self.first_nonfinite_step = int(self.state.step), start, None
+            self._epoch_begin, self.first_nonfinite_step = int(self.state.step), None
             self("before_epoch")
             began = time.perf_counter()
             if self.scan:
@@ -220,12 +219,11 @@ class Learner:
         except CancelEpochException:
             self("after_cancel_epoch")
 
-    def _chunk_stop(self, first: int) -> int:
+    def _chunk_stop(self, first: int, begin: int) -> int:
         """Where the chunk of a scanned epoch that begins at step ``first`` of the epoch
         ends: at the epoch's end, at the next step a callback (or ``steps_per_execution``)
         needs its events on, and soon enough for the callbacks that need them every so
-        many seconds."""
-        begin = self._epoch_begin - self._epoch_start  # the state's step at this epoch's batch 0, as callbacks count
+        many seconds. ``begin``: the state's step at the epoch's batch 0, as callbacks count."""
         stop = self.steps_per_epoch
         periods = [cb.batch_every_steps(self) for cb in self.callbacks if hasattr(cb, "batch_every_steps")]
         for period in [*periods, self.steps_per_execution]:
@@ -243,10 +241,10 @@ class Learner:
         """This epoch from step ``start`` on, in chunks run on the device, the batch
         events between them (see the module docstring)."""
         order = self.train_data.epoch_indices(self.epoch)
-        first = start
+        begin, first = self._epoch_begin - start, start
         try:
             while first < self.steps_per_epoch:
-                stop = self._chunk_stop(first)
+                stop = self._chunk_stop(first, begin)
                 self.chunk, self.batch_index, self.batch = (first, stop), first, None
                 try:
                     self("before_batch")
