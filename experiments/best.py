@@ -17,7 +17,8 @@ from jaxdl.models import CompactVGG
 EPOCHS = {"mnist": 8, "fashion_mnist": 12}
 
 cfg = experiment.parse_args("best", epochs=None, batch_size=128, lr=3e-3, optimizer="adamw", description=__doc__,
-                            extra_args=[("--dataset", {"default": "mnist", "choices": sorted(EPOCHS)})])
+                            extra_args=[("--dataset", {"default": "mnist", "choices": sorted(EPOCHS),
+                                                     "help": "the dataset to train on"})])
 dataset = cfg.extra["dataset"]
 cfg.epochs = cfg.epochs or EPOCHS[dataset]
 if cfg.workdir == "runs/best":

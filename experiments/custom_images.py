@@ -20,8 +20,9 @@ from jaxdl.models import TinyVGG
 cfg = experiment.parse_args(
     "custom_images", epochs=5, batch_size=32, lr=1e-3, optimizer="adam", description=__doc__,
     extra_args=[("--images", {"help": "folder with train/ and test/ class folders (default: a stand-in)"}),
-                ("--image", {"help": "one image file to predict on"}),
-                ("--image-size", {"type": experiment.positive_int, "default": 64})],
+                ("--image", {"help": "one image file to predict on (default: the first test image)"}),
+                ("--image-size", {"type": experiment.positive_int, "default": 64,
+                                 "help": "side of the square images the model sees"})],
     may_change=["image"])
 exp = experiment.Experiment(cfg)
 size = (cfg.extra["image_size"],) * 2

@@ -2,10 +2,9 @@
 # Run every experiment at its course setting, then the best settings, one after another,
 # and keep what they print, their results.json and their plots in experiments/results/.
 #   bash experiments/run_all.sh [EXPERIMENT ...]     (default: all, cheapest first)
-# Data: $JAXDL_DATA_DIR, else ../shared/data when it exists, else tensorflow-datasets.
+# Data: $JAXDL_DATA_DIR if set, else jaxdl's download folder (downloaded on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [[ -z "${JAXDL_DATA_DIR:-}" && -d ../shared/data ]]; then export JAXDL_DATA_DIR=../shared/data; fi
 runs=("$@")
 if [[ ${#runs[@]} -eq 0 ]]; then
   runs=(linear_regression circles blobs custom_images mnist_simple_cnn autoencoder fashion_mnist fashion_cnn

@@ -65,29 +65,40 @@ def _data_prepare(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jaxdl", description=__doc__.splitlines()[0])
+    from jaxdl import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="jaxdl",
+        description="jaxdl: the beginner deep-learning course in JAX. List its models, print a "
+                    "model's layers, load or prepare a dataset.")
+    parser.add_argument("--version", action="version", version=f"jaxdl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("models", help="list the course's models and their sizes").set_defaults(run=_models)
     p = commands.add_parser("summary", help="print one model's layers, shapes and parameters")
     p.add_argument("model", help="a course model name, e.g. TinyVGG")
-    p.add_argument("--batch-size", type=whole_number(1), default=1)
-    p.add_argument("--depth", type=whole_number(0), default=3, help="how many levels of nesting to show")
+    p.add_argument("--batch-size", type=whole_number(1), default=1,
+                   help="batch size of the input shape (default: %(default)s)")
+    p.add_argument("--depth", type=whole_number(0), default=3,
+                   help="how many levels of nesting to show (default: %(default)s)")
     p.set_defaults(run=_summary)
 
     data = commands.add_parser("data", help="load or prepare a dataset").add_subparsers(
         dest="data_command", required=True)
     p = data.add_parser("info", help="load a dataset and print its sizes and classes")
     p.add_argument("name", help="mnist, fashion_mnist, or another tfds image dataset")
-    p.add_argument("--data-dir", help="folder of the official files, or a tfds data directory "
-                   "(default: $JAXDL_DATA_DIR, else tfds's)")
+    p.add_argument("--data-dir", help="folder of the official files, or a tfds data directory (default: "
+                   "$JAXDL_DATA_DIR; else jaxdl's download folder for mnist and fashion_mnist, "
+                   "tensorflow-datasets' directory for others)")
     p.add_argument("--no-download", action="store_true", help="fail rather than download")
     p.add_argument("--offline", action="store_true", help="never download (or set JAXDL_OFFLINE=1)")
     p.set_defaults(run=_data_info)
-    p = data.add_parser("prepare", help="prepare the tfds copy from the official files, offline")
+    p = data.add_parser("prepare", help="prepare the tfds copy from the official files, offline "
+                        "(needs TensorFlow: the prepare extra)")
     p.add_argument("name", help="mnist or fashion_mnist")
     p.add_argument("--from", dest="source", required=True,
                    help="folder holding the four official *-ubyte.gz files")
-    p.add_argument("--data-dir", help="tfds data directory to prepare into (default: tfds's)")
+    p.add_argument("--data-dir", help="tfds data directory to prepare into "
+                   "(default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
     p.set_defaults(run=_data_prepare)
     return parser
 

@@ -77,6 +77,11 @@ class Config:
     """The shared flags a resumed run may change: they decide how long it goes on and
     where it reads and writes, not what a step computes."""
 
+    def defaults(self) -> dict[str, Any]:
+        """The shared flags' own defaults: what a run started before a flag existed used."""
+        return {f.name: f.default for f in dataclasses.fields(self)
+                if f.name not in self.INVOCATION and f.default is not dataclasses.MISSING}
+
     def split(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(defines, may_change)``: the settings a resume must keep, and those it may change."""
         flags = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -102,26 +107,32 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
     before JAX's first computation.
     """
     parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=HelpFormatter)
     parser.add_argument("--epochs", type=positive_int, default=defaults.get("epochs", 3),
-                        help="epochs (None: the experiment's own default)")
-    parser.add_argument("--batch-size", type=positive_int, default=defaults.get("batch_size", 32))
+                        help="epochs to train" + ("" if defaults.get("epochs", 3) else " (default: the dataset's own)"))
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.get("batch_size", 32),
+                        help="examples per batch")
     parser.add_argument("--lr", type=arguments.learning_rate, default=defaults.get("lr", 0.1), help="learning rate")
-    parser.add_argument("--optimizer", default=defaults.get("optimizer", "sgd"), choices=["sgd", "adam", "adamw"])
-    parser.add_argument("--momentum", type=arguments.momentum, default=defaults.get("momentum"), help="SGD momentum")
-    parser.add_argument("--seed", type=int, default=defaults.get("seed", 42))
+    parser.add_argument("--optimizer", default=defaults.get("optimizer", "sgd"), choices=["sgd", "adam", "adamw"],
+                        help="the optax optimizer")
+    parser.add_argument("--momentum", type=arguments.momentum, default=defaults.get("momentum"),
+                        help="SGD momentum" + ("" if defaults.get("momentum") else " (default: none)"))
+    parser.add_argument("--seed", type=int, default=defaults.get("seed", 42), help="the seed every random key comes from")
     parser.add_argument("--workdir", default=f"runs/{name}", help="where results, plots and checkpoints go")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --workdir (it must have the same settings)")
     parser.add_argument("--overwrite", action="store_true",
                         help="delete the earlier jaxdl run in --workdir first (nothing else is ever deleted)")
     parser.add_argument("--data-dir", default=defaults.get("data_dir"),
-                        help="folder of the official dataset files or a tfds data dir (default: $JAXDL_DATA_DIR)")
+                        help="folder of the official dataset files or a tfds data dir" + (
+                            "" if defaults.get("data_dir") else
+                            " (default: $JAXDL_DATA_DIR; else jaxdl's download folder)"))
     parser.add_argument("--offline", action="store_true",
                         help="never download; fail at once if the data is not on disk (or set JAXDL_OFFLINE=1)")
     parser.add_argument("--devices", type=positive_int, default=None, help="devices to train on (default: all)")
     parser.add_argument("--examples", type=positive_int, default=None,
-                        help="use only this many training examples (and a fifth as many test ones): a smoke run")
+                        help="use only this many training examples (and a fifth as many test ones): a smoke run "
+                             "(default: all)")
     parser.add_argument("--checkpoint-every", type=arguments.whole_number(0), default=500,
                         help="save a checkpoint every this many steps inside an epoch (0: at epoch ends only)")
     parser.add_argument("--precision", default="float32", choices=sorted(precision.PRECISIONS),
@@ -141,6 +152,18 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
     runtime.setup()
     return Config(name=name, extra=extra, may_change=tuple(may_change),
                   **{k: v for k, v in args.items() if k in known})
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Each flag's help ends with its default, once: not where the help already names
+    it, nor for a switch or a flag whose default is "not given"."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default in (None, False)
+                or action.default is argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 USER_ERRORS = (JaxdlError, OSError)
@@ -167,7 +190,7 @@ class Experiment:
     def __init__(self, cfg: Config):
         self.cfg = cfg
         defines, may_change = cfg.split()
-        self.run_dir = WorkDirectory(cfg.workdir, cfg.name, defines, may_change,
+        self.run_dir = WorkDirectory(cfg.workdir, cfg.name, defines, may_change, defaults=cfg.defaults(),
                                      resume=cfg.resume, overwrite=cfg.overwrite)
         self.workdir = self.run_dir.path
         self.mesh = parallel.make_mesh(cfg.devices)

@@ -113,19 +113,23 @@ class WorkDirectory:
 
     ``defines`` are the settings that decide what the run computes (they must be the
     same to resume it); ``may_change`` are recorded but may differ on resume.
-    ``resume=True`` continues the run found there (or starts one in an empty
+    ``defaults`` give the value a setting had before it existed: a run started by an
+    older jaxdl, whose marker lacks the setting, resumes when the setting is at its
+    default. ``resume=True`` continues the run found there (or starts one in an empty
     directory); ``overwrite=True`` empties a directory that holds an earlier jaxdl run
     and starts afresh. Without either, a directory that holds a run is refused.
     The directory stays locked until :meth:`close` or the end of the process.
     """
 
     def __init__(self, path: str | os.PathLike | None, experiment: str, defines: dict[str, Any],
-                 may_change: dict[str, Any] | None = None, *, resume: bool = False, overwrite: bool = False):
+                 may_change: dict[str, Any] | None = None, *, defaults: dict[str, Any] | None = None,
+                 resume: bool = False, overwrite: bool = False):
         if path is None or not str(path).strip():
             raise WorkDirectoryError("the work directory is an empty path; give a folder such as runs/my_run")
         self.path = pathlib.Path(str(path)).expanduser()
         self.experiment = experiment
         self.defines, self.may_change = _as_json(defines), _as_json(may_change or {})
+        self.defaults = _as_json(defaults or {})
         if self.path.exists() and not self.path.is_dir():
             raise WorkDirectoryError(f"work directory {self.path} is a file, not a directory")
         reason = _unsafe_to_empty(self.path) if overwrite and self.path.exists() else None
@@ -216,7 +220,7 @@ class WorkDirectory:
         if self.marker["experiment"] != self.experiment:
             raise ResumeMismatchError(f"{self.path} holds a run of experiment {self.marker['experiment']!r}, "
                                       f"not {self.experiment!r}; give this run another --workdir")
-        saved = self.marker["defines"]
+        saved = {**{k: v for k, v in self.defaults.items() if k in self.defines}, **self.marker["defines"]}
         differences = [f"{flag_name(k)} was {saved.get(k)!r}, now {self.defines.get(k)!r}"
                        for k in sorted(set(saved) | set(self.defines)) if saved.get(k) != self.defines.get(k)]
         if differences:

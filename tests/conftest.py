@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import tempfile
 
 # Some tests ask for bit-identical runs. On a GPU, XLA may pick convolution algorithms by
 # timing and sum with atomics, so two runs can differ in the last bits; this is JAX's
@@ -31,6 +32,9 @@ if SHARED_DATA is not None:
     # Absolute for what the tests start elsewhere (notebooks run in notebooks/, scripts in
     # temporary folders): CI gives the folder relative to the checkout.
     os.environ["JAXDL_DATA_DIR"] = str(SHARED_DATA)
+# Downloads never touch the user's own cache folder, nor come from a mirror set for their work.
+os.environ["JAXDL_DOWNLOAD_DIR"] = tempfile.mkdtemp(prefix="jaxdl-test-downloads-")
+os.environ.pop("JAXDL_DATASET_MIRROR", None)
 HAVE_DATA = SHARED_DATA is not None and all(
     (SHARED_DATA / name / "train-images-idx3-ubyte.gz").is_file() for name in ("mnist", "fashion_mnist"))
 NO_DATA = ("needs the official MNIST and Fashion-MNIST files: set JAXDL_DATA_DIR to a folder holding "

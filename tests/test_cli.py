@@ -22,7 +22,23 @@ def test_data_info(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "train: 60,000 images" in out and "Ankle boot: 6,000" in out and "pixel mean 0.286" in out
     assert main(["data", "info", "mnist", "--data-dir", str(tmp_path), "--no-download"]) == 1
-    assert "jaxdl data prepare mnist --from" in capsys.readouterr().err
+    assert "put the four official *-ubyte.gz files in a folder" in capsys.readouterr().err
+
+
+def test_version_and_help(capsys):
+    from jaxdl import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"jaxdl {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert "``" not in out and "jaxdl: the beginner deep-learning course in JAX" in out
+    with pytest.raises(SystemExit):
+        main(["summary", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: 1)" in out and "(default: 3)" in out
 
 
 def test_bad_arguments_are_refused_with_their_name(capsys, tmp_path):

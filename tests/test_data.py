@@ -88,7 +88,7 @@ def test_not_an_idx_file(fashion_copy):
 
 
 def test_missing_dataset_without_network_says_what_to_do(tmp_path):
-    with pytest.raises(D.DatasetUnavailableError, match="jaxdl data prepare mnist --from"):
+    with pytest.raises(D.DatasetUnavailableError, match=r"put the four official \*-ubyte.gz files in a folder"):
         D.load_dataset("mnist", tmp_path, download=False)
     assert not any(tmp_path.rglob("*.array_record*"))
 
@@ -106,23 +106,39 @@ def test_a_data_folder_that_does_not_hold_the_dataset_lists_what_was_looked_for(
     assert list(tmp_path.iterdir()) == []  # nothing was downloaded or created
 
 
-def test_offline_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch):
+def test_a_tfds_dataset_offline_or_unreachable_fails_at_once_and_leaves_nothing(tmp_path, monkeypatch):
     monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    if not D.datasets.tensorflow_installed():
+        with pytest.raises(D.DatasetUnavailableError, match=r'needs TensorFlow.*pip install "jaxdl-course\[prepare\]"'):
+            D.load_dataset("cifar10")
+        return
     monkeypatch.setenv("JAXDL_OFFLINE", "1")
     began = time.perf_counter()
     with pytest.raises(D.DatasetUnavailableError, match="downloads are off"):
-        D.load_dataset("mnist")
+        D.load_dataset("cifar10")
     monkeypatch.delenv("JAXDL_OFFLINE")
     # online as far as jaxdl knows, but the server cannot be reached: one quick try, no retries
     def unreachable(*args, **kwargs):
         raise OSError("Network is unreachable")
 
     monkeypatch.setattr(D.datasets.socket, "create_connection", unreachable)
-    with pytest.raises(D.DatasetUnavailableError, match="cannot reach storage.googleapis.com"):
-        D.load_dataset("mnist")
+    with pytest.raises(D.DatasetUnavailableError, match="cannot reach www.cs.toronto.edu"):
+        D.load_dataset("cifar10")
     assert time.perf_counter() - began < 30
     assert not (tmp_path / "tfds").exists() or not any((tmp_path / "tfds").rglob("*"))
+
+
+@pytest.mark.data
+def test_preparing_a_tfds_dataset_without_tensorflow_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setattr(D.datasets, "tensorflow_installed", lambda: False)
+    with pytest.raises(D.DatasetUnavailableError, match=r'needs TensorFlow.*jaxdl-course\[prepare\]'):
+        D.prepare_from_official_files("mnist", SHARED_DATA, tmp_path / "tfds")
+    assert not (tmp_path / "tfds").exists()
+    monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    with pytest.raises(D.DatasetUnavailableError, match=r"preparing tensorflow-datasets' cifar10 .*needs TensorFlow"):
+        D.load_dataset("cifar10")
 
 
 @pytest.mark.data
@@ -196,11 +212,11 @@ def test_tfds_path_with_mock_data(monkeypatch):
 
     monkeypatch.delenv("JAXDL_DATA_DIR", raising=False)  # no folder named: tfds's own directory
 
-    with tfds.testing.mock_data(num_examples=12):
-        data = D.load_dataset("fashion_mnist", None)
+    with tfds.testing.mock_data(num_examples=12):  # a tfds dataset jaxdl does not download itself
+        data = D.load_dataset("cifar10", None)
     assert data.source.startswith("tensorflow-datasets")
-    assert data.train.images.shape == (12, 28, 28, 1) and data.train.images.dtype == jnp.float32
-    assert data.class_names[-1] == "Ankle boot"
+    assert data.train.images.shape == (12, 32, 32, 3) and data.train.images.dtype == jnp.float32
+    assert len(data.class_names) == 10  # (mock data carry no class names of their own)
 
 
 def test_a_large_tfds_dataset_streams_from_the_host(monkeypatch):
@@ -220,7 +236,8 @@ def test_a_large_tfds_dataset_streams_from_the_host(monkeypatch):
 
 @pytest.mark.data
 def test_tfds_prepared_offline_from_the_official_files_gives_the_same_examples(tmp_path):
-    pytest.importorskip("tensorflow")
+    if not D.datasets.tensorflow_installed():
+        pytest.skip("preparing a tensorflow-datasets copy needs TensorFlow: pip install -e \".[prepare]\"")
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import resource
 

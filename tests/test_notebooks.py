@@ -1,11 +1,16 @@
-"""Every notebook in notebooks/ executes top to bottom in its small (test) setting."""
+"""Every notebook in notebooks/ executes top to bottom in its small (test) setting, and
+starts with the cell that installs jaxdl in Colab."""
 
+import subprocess
+import sys
+import types
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT
+from jaxdl import project
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 READ_DATASETS = {"04_computer_vision", "05_convolutions", "06_autoencoder", "07_custom_datasets"}
@@ -21,3 +26,32 @@ def test_notebook_executes(path, monkeypatch):
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert any("image/png" in o.get("data", {}) for cell in notebook.cells for o in cell.get("outputs", []))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_the_first_code_cell_is_the_colab_install_cell(path):
+    notebook = nbformat.read(path, as_version=4)
+    first = next(cell for cell in notebook.cells if cell.cell_type == "code")
+    assert first.source == project.colab_cell(), "run `python3 -m jaxdl.project` to write it"
+
+
+def run_colab_cell(source, monkeypatch):
+    """Run a Colab cell as if in Colab, with pip's command captured instead of run."""
+    commands = []
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", lambda command, check: commands.append(command))
+    exec(compile(source, "<colab cell>", "exec"), {})
+    return commands
+
+
+def test_the_colab_cell_installs_only_in_colab_and_keeps_colabs_jax(monkeypatch):
+    from importlib.metadata import version
+
+    assert "google.colab" not in sys.modules
+    exec(compile(project.colab_cell("jaxdl-course"), "<cell>", "exec"), {})  # off Colab: nothing happens
+    [command] = run_colab_cell(project.colab_cell("jaxdl-course"), monkeypatch)
+    assert command[1:5] == ["-m", "pip", "install", "-q"] and command[5] == "jaxdl-course"
+    assert command[6:] == [f"jax=={version('jax')}", f"jaxlib=={version('jaxlib')}"]
+    if project.INSTALL_FROM is None:  # no public home yet: the cell says what to set
+        with pytest.raises(RuntimeError, match="set JAXDL_INSTALL above"):
+            run_colab_cell(project.colab_cell(), monkeypatch)

@@ -142,6 +142,18 @@ def test_resume_refuses_other_data(tmp_path):
         W.WorkDirectory(tmp_path, "blobs", {"seed": 1}, resume=True)
 
 
+
+def test_resume_takes_a_missing_setting_as_its_default(tmp_path):
+    """A run started before a setting existed resumes at the setting's default, not at another value."""
+    with W.WorkDirectory(tmp_path, "blobs", {"seed": 1}):
+        pass
+    with W.WorkDirectory(tmp_path, "blobs", {"seed": 1, "precision": "float32"},
+                         defaults={"precision": "float32"}, resume=True):
+        pass
+    with pytest.raises(W.ResumeMismatchError, match="--precision was 'float32', now 'bfloat16'"):
+        W.WorkDirectory(tmp_path, "blobs", {"seed": 1, "precision": "bfloat16"},
+                        defaults={"precision": "float32"}, resume=True)
+
 # --- killed and resumed: the same files as an uninterrupted run -------------------------------
 
 TIMINGS = {"train_time_s", "total_time_s", "epoch_time"}
@@ -213,6 +225,23 @@ def test_bad_flags_are_refused_with_their_name(flag, value, message, capsys):
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_help_shows_every_default_once(capsys):
+    import re
+
+    from jaxdl import experiment
+
+    with pytest.raises(SystemExit):
+        experiment.parse_args("blobs", ["--help"], epochs=100, batch_size=800, lr=0.1)
+    out = " ".join(capsys.readouterr().out.split())
+    for shown in ("epochs to train (default: 100)", "examples per batch (default: 800)",
+                  "(default: runs/blobs)", "SGD momentum (default: none)", "(default: all)",
+                  "(default: $JAXDL_DATA_DIR; else jaxdl's download folder)", "(default: float32)"):
+        assert shown in out, shown
+    for flag in re.findall(r"(--[a-z-]+) [A-Z{]", out):
+        help_text = out.split(flag, 2)[-1].split(" --", 1)[0]
+        assert help_text.count("default") <= 1, (flag, help_text)
+
+
 def test_a_script_refuses_a_bad_flag_before_it_starts(tmp_path):
     out = script("blobs", "--examples", "0", "--workdir", tmp_path / "run")
     assert out.returncode == 2 and "argument --examples: must be a whole number >= 1, got 0" in out.stderr
@@ -227,10 +256,10 @@ def test_a_misspelt_or_offline_data_folder_fails_at_once(tmp_path):
     out = script("fashion_cnn", "--workdir", tmp_path / "run2", "--data-dir", tmp_path / "empty")
     one_line_error(out, "does not hold dataset 'fashion_mnist'", str(tmp_path / "empty" / "fashion_mnist"))
     out = script("fashion_cnn", "--workdir", tmp_path / "run3", "--offline",
-                 env={"JAXDL_DATA_DIR": "", "TFDS_DATA_DIR": str(tmp_path / "tfds")})
-    one_line_error(out, "downloads are off", "jaxdl data prepare fashion_mnist --from FOLDER")
+                 env={"JAXDL_DATA_DIR": "", "JAXDL_DOWNLOAD_DIR": str(tmp_path / "downloads")})
+    one_line_error(out, "downloads are off", "put the four official *-ubyte.gz files in a folder")
     assert time.time() - began < 120
-    assert not (tmp_path / "tfds").exists() and list((tmp_path / "empty").iterdir()) == []
+    assert not (tmp_path / "downloads").exists() and list((tmp_path / "empty").iterdir()) == []
 
 
 def test_mismatched_image_folders_are_refused_by_the_script(tmp_path):

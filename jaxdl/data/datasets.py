@@ -13,23 +13,28 @@ Where the data comes from:
    checksums. A folder that holds a prepared tensorflow-datasets copy instead is read
    through tfds. A named folder that holds neither is an error that lists what was
    looked for: a misspelt path fails at once, it never starts a download.
-2. **tensorflow-datasets' own directory** (``~/tensorflow_datasets`` or
-   ``$TFDS_DATA_DIR``) when no folder is named: ``tfds.data_source`` reads the prepared
-   dataset (no TensorFlow at read time), downloading and preparing it on first use
-   (preparation needs TensorFlow, which the set-up installs). Before a download the
-   dataset's server is tried once, so a machine without a network fails in seconds,
-   not after minutes of retries; ``JAXDL_OFFLINE=1`` (or ``offline=True``) forbids
-   downloads altogether, and a failed download leaves no partial files behind.
-   :func:`prepare_from_official_files` prepares the tfds copy from the official files
-   with no network.
+2. **MNIST and Fashion-MNIST, no folder named**: the official files in jaxdl's download
+   folder (``~/.cache/jaxdl/datasets``, or ``$JAXDL_DOWNLOAD_DIR``), downloaded there on
+   first use from their published locations, or from ``$JAXDL_DATASET_MIRROR``, and
+   checked (:mod:`jaxdl.data.download`). No TensorFlow is needed.
+3. **Any other tfds dataset, no folder named**: tensorflow-datasets' own directory
+   (``~/tensorflow_datasets`` or ``$TFDS_DATA_DIR``). ``tfds.data_source`` reads a
+   prepared dataset without TensorFlow; preparing one (the first use) needs it, from
+   the ``prepare`` extra.
 
-Both give identical arrays; everything after this module sees one kind of object.
+Downloads fail fast: a server that cannot be reached is an error within seconds, not
+after minutes of retries; ``JAXDL_OFFLINE=1`` (or ``offline=True``) forbids them
+altogether, and a failed download leaves nothing behind that a later run would trust.
+:func:`prepare_from_official_files` prepares the tfds copy from the official files
+with no network. All ways give identical arrays; everything after this module sees
+one kind of object.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -41,12 +46,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl.data import download as downloads
 from jaxdl.data import idx
 from jaxdl.errors import JaxdlError
+from jaxdl.project import DISTRIBUTION
 from jaxdl.files import atomic_path
 
 DATA_DIR_ENV = "JAXDL_DATA_DIR"
 OFFLINE_ENV = "JAXDL_OFFLINE"
+INSTALL_PREPARE = f'pip install "{DISTRIBUTION}[prepare]"'
+"""What installs TensorFlow beside jaxdl, for preparing tensorflow-datasets copies."""
 
 CLASS_NAMES = {
     "mnist": tuple(str(i) for i in range(10)),
@@ -179,14 +188,18 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     """Load both splits of dataset ``name`` onto the device.
 
     ``load_dataset("fashion_mnist", "../shared/data")`` reads the official files from
-    that folder (or a prepared tfds copy there); ``load_dataset("fashion_mnist")`` goes
-    through tensorflow-datasets' own directory, downloading on first use unless
-    ``download=False`` or ``offline`` (default ``$JAXDL_OFFLINE``). See the module
-    docstring for the order, and the README's "Data" section.
+    that folder (or a prepared tfds copy there); ``load_dataset("fashion_mnist")``
+    reads them from jaxdl's download folder, downloading them on first use unless
+    ``download=False`` or ``offline`` (default ``$JAXDL_OFFLINE``); any other tfds
+    dataset goes through tensorflow-datasets' own directory. See the module docstring
+    for the order, and the README's "Data" section.
     """
     root = default_data_dir(data_dir)
+    allowed = download and not offline_requested(offline)
     if root is None:
-        return _load_tfds(name, None, download and not offline_requested(offline))
+        if name in idx.OFFICIAL_SHA256:
+            return _load_downloaded(name, allowed)
+        return _load_tfds(name, None, allowed)
     if not root.is_dir():
         given = "data_dir" if data_dir is not None else f"${DATA_DIR_ENV}"
         raise DatasetUnavailableError(f"the data folder {root} ({given}) does not exist. "
@@ -196,10 +209,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         if name not in CLASS_NAMES:
             raise ValueError(f"{folder} holds IDX files, but jaxdl knows no class names for "
                              f"{name!r}; use one of {sorted(CLASS_NAMES)}")
-        arrays = idx.load_idx_folder(folder, name)
-        splits = {s: ArrayDataset.from_uint8(arrays[f"{s}_images"], arrays[f"{s}_labels"], CLASS_NAMES[name],
-                                             origin=f"the {s} split of {folder}") for s in ("train", "test")}
-        return ImageClassificationData(splits["train"], splits["test"], name, f"official files in {folder}")
+        return _load_official(folder, name, f"official files in {folder}")
     if _tfds_prepared(name, root):
         return _load_tfds(name, root, download=False)
     looked = [str(root / name), str(root / name.replace("_", "-")), str(root)]
@@ -209,12 +219,53 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         + _how_to_get(name, root, short=True))
 
 
+def _load_official(folder: pathlib.Path, name: str, source: str, strict: bool = False) -> ImageClassificationData:
+    arrays = idx.load_idx_folder(folder, name, strict=strict)
+    splits = {s: ArrayDataset.from_uint8(arrays[f"{s}_images"], arrays[f"{s}_labels"], CLASS_NAMES[name],
+                                         origin=f"the {s} split of {folder}") for s in ("train", "test")}
+    return ImageClassificationData(splits["train"], splits["test"], name, source)
+
+
+def _load_downloaded(name: str, allowed: bool) -> ImageClassificationData:
+    """The official files of ``name`` from the download folder, fetched first if they
+    are not all there (or not all the published content)."""
+    folder = downloads.download_dir() / name
+    try:
+        return _load_official(folder, name, f"official files downloaded to {folder}", strict=True)
+    except (idx.CorruptFileError, idx.WrongDatasetError):
+        pass  # not there yet, or not whole: fetch what is missing
+    if not allowed:
+        raise DatasetUnavailableError(_how_to_get(
+            name, folder, "the official files are not in the download folder, and downloads are off "
+            "(download=False or $JAXDL_OFFLINE)"))
+    try:
+        downloads.fetch_official_files(name)
+    except downloads.DownloadError as err:
+        raise DatasetUnavailableError(_how_to_get(name, folder, str(err))) from err
+    return _load_official(folder, name, f"official files downloaded to {folder}", strict=True)
+
+
+def tensorflow_installed() -> bool:
+    """Whether TensorFlow can be imported (tfds needs it to prepare a dataset, not to read one)."""
+    return importlib.util.find_spec("tensorflow") is not None
+
+
+def _require_tensorflow(what: str) -> None:
+    if not tensorflow_installed():
+        raise DatasetUnavailableError(
+            f"{what} needs TensorFlow, which jaxdl's base install leaves out; install it with "
+            f"{INSTALL_PREPARE} (in a checkout of jaxdl: pip install -e \".[prepare]\")")
+
+
 def _tfds_builder(name: str, data_dir: pathlib.Path | None):
     import tensorflow_datasets as tfds
 
     try:
         return tfds.builder(name, data_dir=data_dir)
     except Exception as err:  # tfds raises DatasetNotFoundError and friends
+        if not tensorflow_installed():  # some tfds releases cannot describe a dataset without it
+            _require_tensorflow(f"preparing tensorflow-datasets' {name} (this tensorflow-datasets cannot "
+                                f"even describe it without TensorFlow: {err})")
         raise DatasetUnavailableError(f"tensorflow-datasets has no dataset {name!r}: {err}") from err
 
 
@@ -291,6 +342,8 @@ def _tfds_sources(name: str, splits, data_dir: pathlib.Path | None, download: bo
             reason = (f"it is not prepared ({type(err).__name__}), and downloads are off "
                       "(download=False or $JAXDL_OFFLINE)")
             raise DatasetUnavailableError(_how_to_get(name, data_dir, reason)) from err
+    _require_tensorflow(f"preparing tensorflow-datasets' {name} (it is not prepared in "
+                        f"{data_dir or 'tfds directory'})")
     builder = builder or _tfds_builder(name, data_dir)
     try:
         check_reachable(getattr(builder, "url_infos", None) or ())
@@ -336,12 +389,18 @@ class TfdsImageSource:
 def _how_to_get(name: str, data_dir, reason: str = "", short: bool = False) -> str:
     """What a user can do to get dataset ``name``: the message of every
     :class:`DatasetUnavailableError`."""
-    options = (
-        f"To get it: with a network, load_dataset({name!r}) with no data folder (and "
-        f"{DATA_DIR_ENV} unset) downloads it into tensorflow-datasets' directory; offline, put "
-        f"the four official *-ubyte.gz files in a folder and pass data_dir=FOLDER (--data-dir "
-        f"FOLDER, or set {DATA_DIR_ENV}=FOLDER), or prepare the tfds copy with "
-        f"`jaxdl data prepare {name} --from FOLDER`.")
+    if name in idx.OFFICIAL_SHA256:
+        options = (
+            f"To get it: with a network, load_dataset({name!r}) with no data folder (and "
+            f"{DATA_DIR_ENV} unset) downloads the official files into {downloads.download_dir()} "
+            f"(${downloads.DOWNLOAD_DIR_ENV}), from ${downloads.MIRROR_ENV} if set; offline, put the four "
+            f"official *-ubyte.gz files in a folder and pass data_dir=FOLDER (--data-dir FOLDER, or set "
+            f"{DATA_DIR_ENV}=FOLDER).")
+    else:
+        options = (
+            f"To get it: with a network and TensorFlow ({INSTALL_PREPARE}), load_dataset({name!r}) with "
+            f"no data folder prepares it in tensorflow-datasets' directory; or pass data_dir=FOLDER "
+            f"holding a prepared tensorflow-datasets copy.")
     if short:
         return options
     where = data_dir or "tensorflow-datasets' directory (~/tensorflow_datasets or $TFDS_DATA_DIR)"
@@ -364,8 +423,6 @@ def prepare_from_official_files(name: str, folder: str | os.PathLike,
     complete, so an interrupted run leaves nothing that a later run would trust.
     Needs TensorFlow. Returns the prepared dataset's directory.
     """
-    from tensorflow_datasets.core.download import resource as tfds_resource
-
     folder = pathlib.Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"--from folder {folder} does not exist")
@@ -375,6 +432,9 @@ def prepare_from_official_files(name: str, folder: str | os.PathLike,
                                 f"in {folder}")
     # refuse a truncated file, another dataset's files or any unpublished content before tfds sees it
     idx.load_idx_folder(found, name, strict=True)
+    _require_tensorflow(f"preparing tensorflow-datasets' {name}")
+    from tensorflow_datasets.core.download import resource as tfds_resource
+
     builder = _tfds_builder(name, None if data_dir is None else pathlib.Path(data_dir).expanduser())
     downloads = pathlib.Path(builder.data_dir_root) / "downloads"
     downloads.mkdir(parents=True, exist_ok=True)

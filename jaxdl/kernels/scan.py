@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 
-from jax.extend import core as jax_core
-
 from jaxdl.kernels.policy import active
 
 
@@ -38,7 +36,15 @@ def has_primitive(jaxpr, name: str) -> bool:
     for eqn in jaxpr.eqns:
         if eqn.primitive.name == name:
             return True
-        for sub in jax_core.jaxprs_in_params(eqn.params):
-            if has_primitive(getattr(sub, "jaxpr", sub), name):
-                return True
+        if any(has_primitive(sub, name) for sub in _sub_jaxprs(eqn.params)):
+            return True
     return False
+
+
+def _sub_jaxprs(params: dict):
+    """The programs an equation's parameters hold (a jit's body, a scan's, a cond's branches)."""
+    for value in params.values():
+        for item in value if isinstance(value, (tuple, list)) else (value,):
+            inner = getattr(item, "jaxpr", item)  # a ClosedJaxpr holds its Jaxpr
+            if hasattr(inner, "eqns"):
+                yield inner

@@ -1,0 +1,15 @@
+"""Print the Python and library versions of this environment, under a heading (CI's log)."""
+
+import importlib.metadata
+import platform
+import sys
+
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "tensorflow",
+             "tensorflow-cpu", "numpy", "chex")
+
+print(f"== {' '.join(sys.argv[1:]) or 'versions'}: Python {platform.python_version()}")
+for name in LIBRARIES:
+    try:
+        print(f"   {name} {importlib.metadata.version(name)}")
+    except importlib.metadata.PackageNotFoundError:
+        print(f"   {name} not installed")

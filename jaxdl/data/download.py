@@ -1,0 +1,169 @@
+"""Downloading the official MNIST / Fashion-MNIST files into a cache folder, checked.
+
+The course's ``datasets.FashionMNIST(root="data", download=True)`` downloads the four
+official IDX files and reads them. This module does the same without TensorFlow: each
+file is fetched from its published location (or from a mirror you name), its
+decompressed content is checked against the published checksum
+(:data:`jaxdl.data.idx.OFFICIAL_SHA256`), and only then does it take its place in the
+cache folder, in one rename. A download cut off half-way is tried again; a file whose
+content is not the published one is never kept; a file already in the cache is checked
+and not fetched again.
+
+Where the files go: ``$JAXDL_DOWNLOAD_DIR/<dataset>`` if that is set, else
+``~/.cache/jaxdl/datasets/<dataset>`` (``$XDG_CACHE_HOME`` is honoured). Where they
+come from: ``$JAXDL_DATASET_MIRROR`` if set -- a base URL under which
+``<dataset>/<file>`` is served, e.g. a copy on your own network -- else
+:data:`OFFICIAL_URLS`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import pathlib
+import urllib.error
+import urllib.request
+import zlib
+
+from jaxdl.data import idx
+from jaxdl.errors import JaxdlError
+from jaxdl.files import atomic_path
+
+DOWNLOAD_DIR_ENV = "JAXDL_DOWNLOAD_DIR"
+MIRROR_ENV = "JAXDL_DATASET_MIRROR"
+
+OFFICIAL_URLS = {
+    # tensorflow-datasets' location first, then torchvision's
+    "mnist": ("https://storage.googleapis.com/cvdf-datasets/mnist/",
+              "https://ossci-datasets.s3.amazonaws.com/mnist/"),
+    # Zalando Research's own bucket, then the files in its repository
+    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                      "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"),
+}
+"""Published locations of each dataset's four files (base URLs, tried in order)."""
+
+
+class DownloadError(JaxdlError, OSError):
+    """No location gave a file whose content is the published one; the message says
+    what each location answered."""
+
+
+def download_dir(root: str | os.PathLike | None = None) -> pathlib.Path:
+    """The cache folder downloads go to: ``root``, else ``$JAXDL_DOWNLOAD_DIR``, else
+    ``~/.cache/jaxdl/datasets``."""
+    chosen = root if root is not None else os.environ.get(DOWNLOAD_DIR_ENV)
+    if chosen:
+        return pathlib.Path(chosen).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(cache).expanduser() / "jaxdl" / "datasets"
+
+
+def locations(name: str) -> tuple[str, ...]:
+    """The base URLs dataset ``name`` is fetched from: the mirror if one is set, else
+    the published ones."""
+    mirror = os.environ.get(MIRROR_ENV, "").strip()
+    if mirror:
+        return (f"{mirror.rstrip('/')}/{name}/",)
+    if name not in OFFICIAL_URLS:
+        raise ValueError(f"jaxdl downloads only {sorted(OFFICIAL_URLS)} itself, not {name!r}")
+    return OFFICIAL_URLS[name]
+
+
+def is_published(path: pathlib.Path, name: str, key: str) -> bool:
+    """Whether ``path`` holds the published content of file ``key`` of dataset ``name``."""
+    try:
+        content = idx.read_content(path)
+    except (idx.CorruptFileError, FileNotFoundError):
+        return False
+    return hashlib.sha256(content).hexdigest() == idx.OFFICIAL_SHA256[name][key]
+
+
+def missing_files(name: str, folder: pathlib.Path) -> list[str]:
+    """Keys of the official files of ``name`` that ``folder`` lacks or holds with other content."""
+    return [key for key, fname in idx.OFFICIAL_FILES.items() if not is_published(folder / fname, name, key)]
+
+
+def fetch_official_files(name: str, root: str | os.PathLike | None = None, *, timeout: float = 15.0,
+                         attempts: int = 2, progress: bool = True) -> pathlib.Path:
+    """Make ``<download_dir(root)>/<name>`` hold the four published files of ``name``,
+    fetching those it lacks; returns the folder.
+
+    Each location is tried ``attempts`` times per file (a connection cut off half-way
+    is worth a second try; a server that cannot be reached fails within ``timeout``
+    seconds). Raises :class:`DownloadError` when no location gives the published content.
+    """
+    if name not in idx.OFFICIAL_SHA256:
+        raise ValueError(f"jaxdl downloads only {sorted(idx.OFFICIAL_SHA256)} itself, not {name!r}")
+    folder = download_dir(root) / name
+    for key in missing_files(name, folder):
+        fname = idx.OFFICIAL_FILES[key]
+        failures = _fetch_from_any([base + fname for base in locations(name)], folder / fname, name, key,
+                                   timeout, attempts, progress)
+        if failures:
+            raise DownloadError(f"could not download {name}'s {fname}: " + "; ".join(failures))
+    return folder
+
+
+def _fetch_from_any(urls, target: pathlib.Path, name: str, key: str, timeout: float, attempts: int,
+                    progress: bool) -> list[str]:
+    """Fetch ``target`` from the first of ``urls`` that gives the published content;
+    what each one answered when none did (empty: fetched)."""
+    failures = []
+    for url in urls:
+        for _ in range(attempts):
+            try:
+                _fetch_checked(url, target, name, key, timeout, progress)
+                return []
+            except _Unpublished as err:
+                failures.append(f"{url}: {err}")
+                break  # the same server would give the same content again
+            except (OSError, EOFError, zlib.error) as err:
+                failures.append(f"{url}: {_reason(err)}")
+                if isinstance(err, urllib.error.HTTPError) or _unreachable(err):
+                    break  # an answer, not an interruption: try the next location
+    return failures
+
+
+class _Unpublished(Exception):
+    """A download that arrived whole but is not the published file."""
+
+
+def _fetch_checked(url: str, target: pathlib.Path, name: str, key: str, timeout: float, progress: bool) -> None:
+    from tqdm.auto import tqdm
+
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        expected = response.headers.get("Content-Length")
+        expected = int(expected) if expected and expected.isdigit() else None
+        with atomic_path(target) as tmp:  # renamed into place only after the check below
+            received = 0
+            with open(tmp, "wb") as out, tqdm(total=expected, desc=target.name, unit="B", unit_scale=True,
+                                              leave=False, disable=not progress) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+            if expected is not None and received != expected:
+                raise ConnectionError(f"the connection closed after {received:,} of {expected:,} bytes")
+            with gzip.open(tmp, "rb") if url.endswith(".gz") else open(tmp, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            if digest != idx.OFFICIAL_SHA256[name][key]:
+                raise _Unpublished(f"the content differs from the published {name} file "
+                                   "(SHA-256 of the decompressed content), so it was not kept")
+
+
+def _unreachable(err: BaseException) -> bool:
+    """A name that does not resolve or a host that does not answer: trying it again won't help."""
+    reason = getattr(err, "reason", err)
+    return isinstance(reason, (TimeoutError, ConnectionRefusedError)) or "Name or service" in str(reason) \
+        or "unreachable" in str(reason).lower() or "resolution" in str(reason)
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, urllib.error.HTTPError):
+        return f"HTTP {err.code} {err.reason}"
+    if isinstance(err, urllib.error.URLError):
+        return str(err.reason)
+    if isinstance(err, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return f"not a whole gzip file ({err})"
+    return str(err) or type(err).__name__
