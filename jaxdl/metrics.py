@@ -29,29 +29,50 @@ def accuracy_fn(y_true, y_pred) -> float:
 
 
 class Metric:
-    """A running mean weighted by how many examples each value stands for.
+    """A running mean weighted by how many examples each value stands for: Lesson 15's
+    ``Metric``.
 
-    The course's Learner keeps one per metric: ``add(batch_loss, n=len(batch))`` per
-    batch, ``value`` at the end of the epoch. A partial last batch of 16 then counts
-    half as much as a full batch of 32, which a plain mean of batch values gets wrong.
+    ``add(inputs, targets=None, n=1)`` computes :meth:`calc` of one batch (by default the
+    inputs themselves, e.g. a batch's loss), keeps it as ``last`` and remembers that it
+    stands for ``n`` examples; ``value`` is the weighted mean so far. A partial last
+    batch of 16 then counts half as much as a full batch of 32, which a plain mean of
+    batch values gets wrong. Subclasses override :meth:`calc`, as :class:`Accuracy` does.
     """
 
     def __init__(self):
         self.reset()
 
     def reset(self) -> None:
-        self.total, self.count = 0.0, 0.0
+        self.values: list[float] = []
+        self.counts: list[float] = []
+        self.last = None
 
-    def add(self, value, n: float = 1.0) -> None:
-        self.total += float(value) * float(n)
-        self.count += float(n)
+    def calc(self, inputs, targets):
+        """One batch's value of the metric (here: the inputs, such as a batch's mean loss)."""
+        return inputs
+
+    def add(self, inputs, targets=None, n: float = 1) -> None:
+        self.last = self.calc(inputs, targets)
+        self.values.append(float(self.last))
+        self.counts.append(float(n))
 
     @property
     def value(self) -> float:
-        return self.total / self.count if self.count else float("nan")
+        count = sum(self.counts)
+        return sum(v * n for v, n in zip(self.values, self.counts)) / count if count else float("nan")
 
     def __repr__(self) -> str:
-        return f"Metric(value={self.value:.4f}, count={self.count:g})"
+        return f"{type(self).__name__}(value={self.value:.4f}, count={sum(self.counts):g})"
+
+
+class Accuracy(Metric):
+    """The fraction of predictions equal to the targets (Lesson 15's ``Accuracy``)."""
+
+    def calc(self, inputs, targets):
+        inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
+        if inputs.shape != targets.shape:
+            raise ValueError(f"predictions have shape {tuple(inputs.shape)} but targets {tuple(targets.shape)}")
+        return jnp.mean(inputs == targets)
 
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:

@@ -356,9 +356,17 @@ def test_eval_model_predictions_and_metrics():
     cm = M.confusion_matrix(y, probs.argmax(1), 4)
     assert cm.sum() == 30 and np.trace(cm) == round(result["model_acc"] * 30 / 100)
     metric = M.Metric()
-    metric.add(1.0, 32)
-    metric.add(4.0, 16)
-    assert metric.value == pytest.approx(2.0)
+    metric.add(1.0, n=32)
+    metric.add(4.0, n=16)
+    assert metric.value == pytest.approx(2.0) and metric.last == 4.0
+    accuracy = M.Accuracy()  # Lesson 15: a subclass that overrides calc
+    accuracy.add(jnp.array([1, 2, 3, 4]), jnp.array([1, 2, 0, 0]), n=4)
+    accuracy.add(jnp.array([1, 1]), jnp.array([1, 1]), n=2)
+    assert accuracy.value == pytest.approx((0.5 * 4 + 1.0 * 2) / 6) and float(accuracy.last) == 1.0
+    accuracy.reset()
+    assert np.isnan(accuracy.value)
+    with pytest.raises(ValueError, match="predictions have shape"):
+        accuracy.add(jnp.array([1, 2]), jnp.array([1]))
     with pytest.raises(ValueError, match="class indices"):
         M.confusion_matrix([0, 5], [0, 1], 4)
 
