@@ -5,6 +5,7 @@
 # Data: $JAXDL_DATA_DIR if set, else jaxdl's download folder (downloaded on first use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mkdir -p runs
 runs=("$@")
 if [[ ${#runs[@]} -eq 0 ]]; then
   runs=(linear_regression circles blobs custom_images mnist_simple_cnn autoencoder fashion_mnist fashion_cnn

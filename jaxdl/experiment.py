@@ -240,15 +240,23 @@ class Experiment:
 
     def fit(self, run: str, model, train_data, test_data=None, *, loss: str = "cross_entropy",
             target: str = "y", tx=None, epochs: int | None = None, example_input=None,
-            callbacks=(), print_every: int = 1):
+            callbacks=(), print_every: int = 1, start_from: train.TrainState | None = None):
         """Train ``model`` as run ``run`` (its own checkpoints and log under the work
-        directory), record its history and final test metrics, return ``(state, history)``."""
+        directory), record its history and final test metrics, return ``(state, history)``.
+
+        ``start_from``: go on from that state's parameters (and BatchNorm statistics)
+        with a new optimizer, as the course does when it makes a second Learner for the
+        same model at another learning rate."""
         epochs = self.cfg.epochs if epochs is None else epochs
         if example_input is None:
             example_input = next(iter(train_data.epoch(0)))["x"][:1]
         state = train.create_train_state(model, self.key, jax.device_get(example_input),
                                          tx if tx is not None else self.optimizer(), loss, target,
                                          precision=self.cfg.precision)
+        if start_from is not None:
+            params = jax.device_get(start_from.params)
+            state = state.replace(params=params, batch_stats=jax.device_get(start_from.batch_stats),
+                                  opt_state=state.tx.init(params))
         self.initial_params[run] = jax.device_get(state.params)  # a copy: train_step donates the state
         if self.mesh.devices.size > 1:
             state = parallel.replicate_state(state, self.mesh)
