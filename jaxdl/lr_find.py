@@ -91,7 +91,10 @@ def lr_find(state: T.TrainState, train_data, optimizer: str = "sgd", *, start: f
         return start * growth ** step
 
     tx = T.make_optimizer(optimizer, rate, **optimizer_kwargs)
-    trial = state.replace(tx=tx, opt_state=tx.init(state.params), step=jnp.zeros_like(state.step))
+    # copies: the training step donates its state's buffers, and these must stay the caller's
+    params, batch_stats = jax.tree.map(jnp.copy, (state.params, state.batch_stats))
+    trial = state.replace(tx=tx, params=params, batch_stats=batch_stats, opt_state=tx.init(params),
+                          step=jnp.zeros_like(state.step), rng=jnp.copy(state.rng))
     finder = LRFinder(rate, num_steps, divergence)
     fit(trial, train_data, epochs=-(-num_steps // len(train_data)), callbacks=[finder], scan=False)
     return LRFindResult(tuple(finder.rates), tuple(finder.losses))

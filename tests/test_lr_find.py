@@ -30,6 +30,8 @@ def test_lr_find_grows_the_rate_stops_at_divergence_and_leaves_the_state(tmp_pat
     assert 1e-4 < result.suggestion < 10
     jax.tree.map(np.testing.assert_array_equal, jax.device_get(state.params), before)
     assert int(state.step) == 0
+    again = lr_find(state, loader, "adam", start=1e-5, end=100.0, num_steps=20)  # the state is still usable
+    assert len(again.rates) <= 20
     # the suggested rate trains
     chosen = train.create_train_state(BlobModel(2, 4), jax.random.key(0), jnp.zeros((1, 2)),
                                       train.make_optimizer("sgd", result.suggestion))

@@ -13,7 +13,7 @@ from conftest import ROOT
 from jaxdl import project
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-READ_DATASETS = {"04_computer_vision", "05_convolutions", "06_autoencoder", "07_custom_datasets"}
+READ_DATASETS = {"04_computer_vision", "05_convolutions", "06_autoencoder", "07_custom_datasets", "08_learner"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.data) if p.stem in READ_DATASETS else p
