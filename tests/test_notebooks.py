@@ -55,3 +55,15 @@ def test_the_colab_cell_installs_only_in_colab_and_keeps_colabs_jax(monkeypatch)
     if project.INSTALL_FROM is None:  # no public home yet: the cell says what to set
         with pytest.raises(RuntimeError, match="set JAXDL_INSTALL above"):
             run_colab_cell(project.colab_cell(), monkeypatch)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_each_notebook_ends_with_exercises_and_their_hidden_solutions(path):
+    notebook = nbformat.read(path, as_version=4)
+    exercises = [i for i, cell in enumerate(notebook.cells)
+                 if cell.cell_type == "markdown" and cell.source.startswith("## Exercises")]
+    assert exercises, "no Exercises section"
+    solutions = notebook.cells[exercises[-1] + 1:]
+    assert solutions and all(cell.cell_type == "code" for cell in solutions)
+    assert all(cell.metadata.get("jupyter", {}).get("source_hidden") for cell in solutions)
+    assert all(cell.outputs for cell in solutions), "saved without the solutions' outputs"
