@@ -27,8 +27,8 @@ def mlp_head(cin, hidden=600, out=10, relu=True):
     return nn.Sequential(nn.Flatten(), nn.Linear(cin, hidden), act, nn.Linear(hidden, hidden), act, nn.Linear(hidden, out))
 
 
-def conv_bn_relu(cin, cout):
-    return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+def conv_bn_relu(cin, cout):  # the lesson's nn.Conv2d(cin, cout, 3): padding 0
+    return [nn.Conv2d(cin, cout, 3), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
 def simple_cnn():
@@ -70,7 +70,7 @@ MODELS = {
     "MNISTBatchNormCNN": lambda: nn.Sequential(*conv_bn_relu(1, 32), *conv_bn_relu(32, 32), *conv_bn_relu(32, 32),
                                                nn.MaxPool2d(2), *conv_bn_relu(32, 64), *conv_bn_relu(64, 64),
                                                *conv_bn_relu(64, 64), nn.MaxPool2d(2), nn.Flatten(),
-                                               nn.Linear(7 * 7 * 64, 10)),
+                                               nn.Linear(2 * 2 * 64, 10)),
     "MNISTMLP": lambda: mlp_head(784),
     "MNISTOneConv": lambda: nn.Sequential(nn.Conv2d(1, 10, 7), nn.ReLU(), mlp_head(22 * 22 * 10)),
     "MNISTTwoConv": lambda: nn.Sequential(nn.Conv2d(1, 10, 7), nn.ReLU(), nn.Conv2d(10, 55, 2), nn.ReLU(),

@@ -31,8 +31,9 @@ EXPECTED = {
     "TinyVGG": ((2, 3), conv(3, 10, 3) + 3 * conv(10, 10, 3) + dense(10 * 13 * 13, 3)),
     "FashionCNN": ((2, 10), conv(1, 32, 3) + conv(32, 64, 3) + conv(64, 128, 3)
                    + dense(128 * 2 * 2, 512) + dense(512, 10)),
+    # the lesson's nn.Conv2d(cin, cout, 3): padding 0, so 28 -> 26 -> 24 -> 22 -> pool 11 -> 9 -> 7 -> 5 -> pool 2
     "MNISTBatchNormCNN": ((2, 10), conv(1, 32, 3) + 2 * conv(32, 32, 3) + conv(32, 64, 3)
-                          + 2 * conv(64, 64, 3) + 2 * (3 * 32 + 3 * 64) + dense(7 * 7 * 64, 10)),
+                          + 2 * conv(64, 64, 3) + 2 * (3 * 32 + 3 * 64) + dense(2 * 2 * 64, 10)),
     "MNISTMLP": ((2, 10), dense(784, 600) + dense(600, 600) + dense(600, 10)),
     "MNISTOneConv": ((2, 10), conv(1, 10, 7) + dense(22 * 22 * 10, 600) + dense(600, 600) + dense(600, 10)),
     "MNISTTwoConv": ((2, 10), conv(1, 10, 7) + conv(10, 55, 2) + dense(21 * 21 * 55, 600)
@@ -99,6 +100,12 @@ def test_dropout_model_differs_between_train_and_eval(key):
     train_a = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(1)})
     train_b = model.apply(variables, x, train=True, rngs={"dropout": jax.random.key(2)})
     assert not jnp.allclose(train_a, eval_out) and not jnp.allclose(train_a, train_b)
+
+
+def test_batchnorm_model_as_the_lesson_and_padded():
+    assert EXPECTED["MNISTBatchNormCNN"][1] == 114_314  # the lesson's model, counted by hand above
+    padded = jax.eval_shape(m.MNISTBatchNormCNN(padding=1).init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
+    assert m.count_params(padded) == EXPECTED["MNISTBatchNormCNN"][1] - dense(2 * 2 * 64, 10) + dense(7 * 7 * 64, 10)
 
 
 def test_batchnorm_model_updates_statistics_only_in_training(key):
