@@ -8,8 +8,10 @@ footwear classes, as 64x64 RGB PNGs (the size of the course's folder).
 TinyVGG(3, 10, n_classes), cross-entropy, Adam lr 0.001, batch 32, 5 epochs, images
 resized to 64x64; model_0 without augmentation, model_1 with random TrivialAugmentWide
 (31 magnitude bins) on the training images. Writes example and augmented images, both
-models' loss curves, and a prediction, with its probability, on one image file
-(``--image PATH``, default: the first test image).
+models' train and test curves in one plot, and a prediction, with its probability, on
+one image file from outside the dataset (``--image PATH``; default on the stand-in: the
+sneaker drawn for the project, ``notebooks/images/sneaker.png``; on your own folder: its
+first test image).
 """
 import pathlib
 
@@ -20,20 +22,23 @@ from jaxdl.models import TinyVGG
 cfg = experiment.parse_args(
     "custom_images", epochs=5, batch_size=32, lr=1e-3, optimizer="adam", description=__doc__,
     extra_args=[("--images", {"help": "folder with train/ and test/ class folders (default: a stand-in)"}),
-                ("--image", {"help": "one image file to predict on (default: the first test image)"}),
+                ("--image", {"help": "one image file to predict on (default: notebooks/images/sneaker.png "
+                                     "on the stand-in, else the first test image)"}),
                 ("--image-size", {"type": experiment.positive_int, "default": 64,
                                  "help": "side of the square images the model sees"})],
     may_change=["image"])
 exp = experiment.Experiment(cfg)
 size = (cfg.extra["image_size"],) * 2
 
-root = cfg.extra["images"]
+SNEAKER = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "images" / "sneaker.png"
+root, image_path = cfg.extra["images"], cfg.extra["image"]
 if root is None:  # the stand-in: footwear from Fashion-MNIST as a small RGB photo folder
     root = exp.path("images")
     if not (root / "test").exists():  # Sandal, Sneaker, Ankle boot
         data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir, offline=cfg.offline or None), root, classes=(5, 7, 9),
                                  per_class={"train": 75, "test": 25}, size=size)
     print(f"using the stand-in image folder {root}")
+    image_path = image_path or SNEAKER
 root = pathlib.Path(root)
 data.walk_through_dir(root)
 train_folder, test_folder = data.image_folder_splits(root, size)
@@ -54,11 +59,12 @@ for name, transform in (("model_0", None), ("model_1", data.trivial_augment_wide
     train_data = exp.batches(train_set, transform=transform, transform_key=augment_key if transform else None)
     state, histories[name] = exp.fit(name, TinyVGG(input_shape=3, hidden_units=10, output_shape=len(classes)),
                                      train_data, test_data)
-    plots.plot_loss_curves(histories[name], exp.path(f"{name}_loss_curves.png"),
-                           title=f"TinyVGG {'with' if transform else 'without'} TrivialAugment")
+plots.plot_loss_curves({"model_0 (no augmentation)": histories["model_0"],
+                        "model_1 (TrivialAugmentWide)": histories["model_1"]},
+                       exp.path("loss_curves.png"), title="TinyVGG: train (solid) and test (dashed)")
 
 # predict on one image file, as the course's "custom image" cell
-image_path = cfg.extra["image"] or test_folder.samples[0][0]
+image_path = image_path or test_folder.samples[0][0]
 image = data.read_image(image_path, size)[None]
 probabilities = train.make_predictions(state, image)[0]
 label = int(probabilities.argmax())

@@ -318,27 +318,32 @@ class MNISTMLP(nn.Module):
 
 
 class MNISTOneConv(nn.Module):
-    """One 7x7 convolution to 10 channels with ReLU (28 -> 22), then the MLP head.
+    """One 7x7 convolution to 10 channels (28 -> 22), then the MLP head.
 
-    Input ``(N, 28, 28, 1)``, output ``(N, 10)`` logits.
+    As the lesson speaks the forward pass, the convolution's output goes straight into the
+    MLP: it names no ReLU after the convolution. ``conv_relu=True`` puts one after each
+    convolution, as most CNNs would. Input ``(N, 28, 28, 1)``, output ``(N, 10)`` logits.
     """
 
     hidden_units: int = 600
     num_classes: int = 10
     in_channels: int = 1
     second_conv: bool = False
+    conv_relu: bool = False
 
     @nn.compact
     def __call__(self, x: Array, train: bool = False) -> Array:
-        x = relu(Conv2D(10, 7, in_channels=self.in_channels)(x))
+        act = relu if self.conv_relu else (lambda h: h)
+        x = act(Conv2D(10, 7, in_channels=self.in_channels)(x))
         if self.second_conv:
-            x = relu(Conv2D(55, 2)(x))
+            x = act(Conv2D(55, 2)(x))
         return MLPHead(self.hidden_units, self.num_classes)(x)
 
 
 class MNISTTwoConv(MNISTOneConv):
-    """``MNISTOneConv`` plus a 2x2 convolution to 55 channels with ReLU (22 -> 21), then
-    the MLP head. Input ``(N, 28, 28, 1)``, output ``(N, 10)`` logits.
+    """``MNISTOneConv`` plus a 2x2 convolution to 55 channels (22 -> 21), then the MLP head;
+    no ReLU after either convolution unless ``conv_relu=True``. Input ``(N, 28, 28, 1)``,
+    output ``(N, 10)`` logits.
     """
 
     second_conv: bool = True

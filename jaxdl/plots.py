@@ -92,22 +92,26 @@ def plot_predictions(train_data, train_labels, test_data, test_labels, predictio
 
 
 def plot_loss_curves(history: dict, path: str | os.PathLike | None = None, title: str = ""):
-    """Train and test loss (and accuracy, when there is one) per epoch, side by side."""
-    epochs = np.arange(len(history["train_loss"]))
-    has_acc = not np.all(np.isnan(history.get("train_acc", [np.nan])))
+    """Train (solid) and test (dashed) loss, and accuracy when there is one, per epoch, side
+    by side -- the course's ``plot_loss_curves``. ``history`` is one run's history (as
+    :func:`jaxdl.fit` returns it) or a dict ``{name: history}`` of runs to compare, one
+    colour each."""
+    runs = {"": history} if "train_loss" in history else dict(history)
+    has = lambda h, key: not np.all(np.isnan(np.asarray(h.get(key, [np.nan]), float)))
+    has_acc = any(has(h, "train_acc") for h in runs.values())
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(12 if has_acc else 6, 4), squeeze=False)
-    ax = axes[0, 0]
-    ax.plot(epochs, history["train_loss"], label="train_loss")
-    if not np.all(np.isnan(history.get("test_loss", [np.nan]))):
-        ax.plot(epochs, history["test_loss"], label="test_loss")
-    ax.set(title="Loss", xlabel="Epochs")
-    ax.legend()
-    if has_acc:
-        ax = axes[0, 1]
-        ax.plot(epochs, history["train_acc"], label="train_accuracy")
-        ax.plot(epochs, history["test_acc"], label="test_accuracy")
-        ax.set(title="Accuracy (%)", xlabel="Epochs")
-        ax.legend()
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, h) in enumerate(runs.items()):
+        epochs = np.arange(1, len(h["train_loss"]) + 1)
+        for ax, key in zip(axes[0], ("loss", "acc")):
+            for split, style in (("train", "-"), ("test", "--")):
+                if has(h, f"{split}_{key}"):
+                    ax.plot(epochs, h[f"{split}_{key}"], style, color=colours[i % len(colours)],
+                            label=f"{name}, {split}" if name else split)
+    for ax, what in zip(axes[0], ("Loss", "Accuracy (%)")):
+        ax.set(title=what, xlabel="Epochs")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=8 if len(runs) > 1 else None)
     if title:
         fig.suptitle(title)
     return save_figure(fig, path)
@@ -126,6 +130,27 @@ def plot_batch_curves(losses, accs, path: str | os.PathLike | None = None, title
     axes[0].set(title="Loss per batch", xlabel="Batch", ylabel="loss", yscale="log")
     axes[1].plot(steps, accs, lw=0.6)
     axes[1].set(title="Accuracy per batch (%)", xlabel="Batch", ylabel="accuracy")
+    fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_batch_comparison(runs: dict, path: str | os.PathLike | None = None, title: str = "Per batch",
+                          window: int = 20):
+    """The per-batch training loss and accuracy of several runs, one colour each, as a
+    running mean over ``window`` batches (single batches are too noisy to compare).
+    ``runs`` maps a name to anything with ``losses`` and ``accs`` lists, such as a
+    :class:`jaxdl.callbacks.Recorder`."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for name, run in runs.items():
+        for ax, values in zip(axes, (run.losses, run.accs)):
+            values = np.asarray(values, float)
+            if not len(values):
+                continue
+            w = min(window, len(values))
+            ax.plot(np.arange(w, len(values) + 1), np.convolve(values, np.ones(w) / w, "valid"), label=name)
+    axes[0].set(title=f"Loss per batch (mean of {window})", xlabel="Batch", yscale="log")
+    axes[1].set(title=f"Accuracy per batch (%, mean of {window})", xlabel="Batch")
+    axes[0].legend()
     fig.suptitle(title)
     return save_figure(fig, path)
 

@@ -108,6 +108,23 @@ def test_batchnorm_model_as_the_lesson_and_padded():
     assert m.count_params(padded) == EXPECTED["MNISTBatchNormCNN"][1] - dense(2 * 2 * 64, 10) + dense(7 * 7 * 64, 10)
 
 
+@pytest.mark.parametrize("conv_relu", [False, True])
+def test_mlp_to_cnn_convolutions_feed_the_mlp_as_the_lesson_speaks_it(conv_relu, key):
+    # the lesson names no ReLU after its convolutions: the first Dense sees the raw maps
+    model = m.MNISTTwoConv(conv_relu=conv_relu)
+    x = jax.random.normal(key, (2, 28, 28, 1))
+    variables = model.init(key, x)
+    _, state = model.apply(variables, x, capture_intermediates=True)
+    seen = state["intermediates"]
+    maps = seen["Conv2D_1"]["__call__"][0]
+    assert float(maps.min()) < 0  # so a ReLU would change what follows
+    dense = variables["params"]["MLPHead_0"]["Dense_0"]
+    flat = (jax.nn.relu(maps) if conv_relu else maps).reshape(2, -1)
+    expected = flat @ dense["kernel"] + dense["bias"]
+    first_dense = seen["MLPHead_0"]["Dense_0"]["__call__"][0]
+    assert jnp.allclose(first_dense, expected, atol=1e-4)
+
+
 def test_batchnorm_model_updates_statistics_only_in_training(key):
     model = m.MNISTBatchNormCNN()
     x = jax.random.uniform(key, (4, 28, 28, 1))

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 import jax
 import jax.numpy as jnp
@@ -410,6 +411,27 @@ def test_recorder_curves_survive_a_resume(tmp_path, scan):
     assert (tmp_path / "batches.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="got 12 losses, 12 accuracies and 4 steps"):
         plots.plot_batch_curves(resumed.losses, resumed.accs, steps=resumed.steps[8:])
+
+
+def test_loss_curves_draw_train_solid_and_test_dashed_for_one_run_or_several():
+    one = {"train_loss": [1.0, 0.5], "test_loss": [1.1, 0.7], "train_acc": [50, 70], "test_acc": [45, 60]}
+    regression = {"train_loss": [1.0, 0.5], "test_loss": [1.1, 0.7], "train_acc": [np.nan] * 2}
+    fig = plots.plot_loss_curves(one)
+    loss, acc = fig.axes
+    assert [(l.get_label(), l.get_linestyle()) for l in loss.lines] == [("train", "-"), ("test", "--")]
+    assert list(acc.lines[1].get_xdata()) == [1, 2] and list(acc.lines[1].get_ydata()) == [45, 60]
+    fig = plots.plot_loss_curves({"a": one, "b": one})
+    assert [l.get_label() for l in fig.axes[1].lines] == ["a, train", "a, test", "b, train", "b, test"]
+    assert fig.axes[0].lines[0].get_color() != fig.axes[0].lines[2].get_color()
+    assert len(plots.plot_loss_curves(regression).axes) == 1  # no accuracy: the loss alone
+
+
+def test_batch_comparison_draws_a_running_mean_per_run():
+    run = types.SimpleNamespace(losses=[4.0, 2.0, 2.0, 0.0], accs=[0, 50, 50, 100])
+    fig = plots.plot_batch_comparison({"a": run, "b": types.SimpleNamespace(losses=[], accs=[])}, window=2)
+    [line] = fig.axes[0].lines  # the empty run draws nothing
+    assert list(line.get_xdata()) == [2, 3, 4] and list(line.get_ydata()) == [3.0, 2.0, 1.0]
+    assert list(fig.axes[1].lines[0].get_ydata()) == [25, 50, 75] and line.get_label() == "a"
 
 
 def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
