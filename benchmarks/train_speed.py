@@ -192,7 +192,8 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     cached_first_step = time.perf_counter() - began
     return {"first_step_s": first_step, "cached_first_step_s": cached_first_step,
             "train_ips": steps * batch_size / train_s, "eval_ips": len(x_test) / eval_s, "peak_mb": jax_peak_mb(),
-            "train_gflops": step_flops * steps / train_s / 1e9, "path": "scan" if scan else "per batch"}
+            "train_gflops": step_flops * steps / train_s / 1e9, "path": "scan" if scan else "per batch",
+            "params": models.count_params({"params": state.params})}
 
 
 def program_flops(jitted, *args) -> float:
@@ -259,7 +260,9 @@ def machine_info() -> dict:
 
 
 def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", kernel_path: str = "fast",
-              torch_layout: str = "course", compute: str = "float32") -> dict:
+              torch_layout: str = "course", compute: str = "float32", compile_mode: str | None = None) -> dict:
+    """The course's PyTorch loop; ``compile_mode`` ("default", "reduce-overhead", ...) runs
+    the model through ``torch.compile`` first, its compilation counted in the first step."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -290,6 +293,8 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
     if torch_layout == "channels_last":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    if compile_mode is not None:
+        model = torch.compile(model, mode=compile_mode)
 
     def loss_fn(out, x, y):
         if loss == "cross_entropy":
@@ -332,7 +337,8 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
     eval_s = best_of(3, evaluate)  # .item() on every batch's loss: synchronised
     peak_mb = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
     return {"first_step_s": first_step, "train_ips": done * batch_size / train_s,
-            "eval_ips": len(x_test) / eval_s, "peak_mb": peak_mb}
+            "eval_ips": len(x_test) / eval_s, "peak_mb": peak_mb,
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
 def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
@@ -349,6 +355,14 @@ def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int
     if out.returncode:
         raise RuntimeError(f"{framework} {model} {batch_size} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def check_same_model(name: str, runs: dict[str, dict]) -> None:
+    """Refuse to compare frameworks whose models differ: ``runs`` maps a framework to its
+    worker's figures, each with the trainable parameter count of the model it trained."""
+    counts = {who: run["params"] for who, run in runs.items()}
+    if len(set(counts.values())) > 1:
+        raise RuntimeError(f"{name}: the parameter counts differ, {counts}: not the same model")
 
 
 def medians(runs: list[dict]) -> dict:
@@ -454,6 +468,7 @@ def main() -> None:
                                    args.torch_layout, args.torch_malloc, args.precision)
                            for framework in ("jaxdl", "torch"))
                      for _ in range(args.repeats)]
+            check_same_model(name, {"jaxdl": pairs[0][0], "PyTorch": pairs[0][1]})
             j, t = (medians([pair[i] for pair in pairs]) for i in (0, 1))
             line = (f"| {name} | {batch} | {j['train_ips']:,.0f} | {t['train_ips']:,.0f} | "
                     f"**{j['train_ips'] / t['train_ips']:.2f}x**{ratio_range(pairs, 'train_ips')} | "
