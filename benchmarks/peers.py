@@ -3,7 +3,7 @@
 and Keras 3's ``fit`` on the JAX backend, without and with ``steps_per_execution``.
 
     pip install -e ".[bench]"                     # torch (CPU build) and Keras 3
-    python benchmarks/peers.py                      # every model, every peer: hours on 2 cores
+    python benchmarks/peers.py                      # every model and peer, course batch and 256: about 90 min on 2 cores
     python benchmarks/peers.py --models SimpleCNN,TinyVGG --peers torch_compile,flax --rounds 5
 
 Each peer is written the way its own community writes it (``torch_models.py``,
@@ -251,12 +251,25 @@ def table_rows(model: str, batch: int, rounds: list[dict], peers: list[str], pea
     return rows, flops_line
 
 
+def copy_into_readme(table: pathlib.Path, readme: pathlib.Path = ROOT / "benchmarks" / "README.md") -> bool:
+    """Put ``table``'s text into ``readme`` between the lines ``<!-- begin NAME -->`` and
+    ``<!-- end NAME -->`` (NAME: the table's file name), where the README has them, so that
+    the README's copy is always the latest run's. Whether it did."""
+    begin, end = f"<!-- begin {table.name} -->", f"<!-- end {table.name} -->"
+    text = readme.read_text()
+    if begin not in text or end not in text:
+        return False
+    head, rest = text.split(begin, 1)
+    readme.write_text(f"{head}{begin}\n{table.read_text().rstrip()}\n{end}{rest.split(end, 1)[1]}")
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="all", help=f"comma-separated, from {', '.join(MODELS)}")
     parser.add_argument("--peers", default="all", help=f"comma-separated, from {', '.join(PEERS)}")
     parser.add_argument("--batch-sizes", default="course,256", help="'course' and/or numbers")
-    parser.add_argument("--examples", type=int, default=12_000, help="training examples an epoch (28x28 data)")
+    parser.add_argument("--examples", type=int, default=6_000, help="training examples an epoch (28x28 data)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of jaxdl and every peer, alternating")
     parser.add_argument("--out", type=pathlib.Path, help="markdown file (default: benchmarks/peers_<backend>.md)")
     parser.add_argument("--allow-busy", action="store_true",
@@ -322,6 +335,8 @@ def main() -> None:
     with out.open("a") as f:
         f.write("\n".join(flops) + "\n")
     print("\n".join(flops), f"\nwrote {out}", sep="\n")
+    if args.out is None and copy_into_readme(out):
+        print(f"and copied it into {ROOT / 'benchmarks' / 'README.md'}")
 
 
 if __name__ == "__main__":
