@@ -34,9 +34,7 @@ import math
 import os
 import pathlib
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 import train_speed as ts
@@ -206,17 +204,11 @@ def machine_info() -> dict:
 
 def measure(peer: str, model: str = "-", batch_size: int = 0, examples: int = 0) -> dict:
     """One worker in a fresh process, jaxdl's compilation cache empty: its figures."""
-    cmd = [sys.executable, __file__, "--worker", peer, model, str(batch_size), str(examples)]
-    with tempfile.TemporaryDirectory() as cache:
-        env = {**os.environ, "JAXDL_CACHE_DIR": cache, "KERAS_BACKEND": "jax"}
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT / "benchmarks", env=env)
-    if out.returncode:
-        raise RuntimeError(f"{peer} {model} {batch_size} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return ts.run_fresh(__file__, [peer, model, str(batch_size), str(examples)], {"KERAS_BACKEND": "jax"})
 
 
 def busy(threshold: float) -> tuple[bool, float]:
-    load = os.getloadavg()[0]
+    load = ts.load_average()
     return load > threshold * (os.cpu_count() or 1), load
 
 
@@ -225,9 +217,7 @@ def ratios(rounds: list[dict], peer: str, key: str) -> list[float]:
 
 
 def ratio_cell(values: list[float]) -> str:
-    median = statistics.median(values)
-    spread = f" ({min(values):.2f}–{max(values):.2f})" if len(values) > 1 else ""
-    return f"**{median:.2f}x**{spread}"
+    return f"**{statistics.median(values):.2f}x**{ts.ratio_spread(values)}"
 
 
 def median_of(rounds: list[dict], who: str, key: str) -> float:

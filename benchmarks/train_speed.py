@@ -341,20 +341,32 @@ def run_torch(model_name: str, batch_size: int, examples: int, epoch_path: str =
             "params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
 
+def run_fresh(script: str, worker_args: list[str], env: dict[str, str] | None = None) -> dict:
+    """``script --worker *worker_args`` in a fresh process with jaxdl's compilation cache
+    empty (a cold start) and ``env`` added to the environment: the figures it prints as
+    JSON on its last line. The first three arguments (who, model, batch) name a failure."""
+    cmd = [sys.executable, script, "--worker", *worker_args]
+    with tempfile.TemporaryDirectory() as cache:
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                             env={**os.environ, **(env or {}), "JAXDL_CACHE_DIR": cache})
+    if out.returncode:
+        raise RuntimeError(f"{' '.join(worker_args[:3])} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def load_average() -> float:
+    """The 1-minute load average (NaN where the system has none)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+
 def measure(framework: str, model: str = "-", batch_size: int = 0, examples: int = 0, env: dict[str, str] | None = None,
             epoch_path: str = "fit", kernel_path: str = "fast", torch_layout: str = "course",
             torch_malloc: str = "system", compute: str = "float32") -> dict:
     """Runs one worker (``framework``: jaxdl, torch or info) in a fresh process and returns its figures."""
     if framework == "torch" and torch_malloc == "keep":
         framework = "torch-keep-malloc"
-    cmd = [sys.executable, __file__, "--worker", framework, model, str(batch_size), str(examples), epoch_path,
-           kernel_path, torch_layout, compute]
-    env = {**os.environ, **(env or {})}
-    with tempfile.TemporaryDirectory() as cache:  # jaxdl's compilation cache, empty: a cold start
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**env, "JAXDL_CACHE_DIR": cache})
-    if out.returncode:
-        raise RuntimeError(f"{framework} {model} {batch_size} failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_fresh(__file__, [framework, model, str(batch_size), str(examples), epoch_path, kernel_path,
+                                torch_layout, compute], env)
 
 
 def check_same_model(name: str, runs: dict[str, dict]) -> None:
@@ -371,13 +383,14 @@ def medians(runs: list[dict]) -> dict:
             for key, value in runs[0].items()}
 
 
+def ratio_spread(ratios: list[float]) -> str:
+    """`` (lo-hi)``: the range of ``ratios``, or nothing for a single one."""
+    return f" ({min(ratios):.2f}–{max(ratios):.2f})" if len(ratios) > 1 else ""
+
+
 def ratio_range(pairs: list[tuple[dict, dict]], key: str) -> str:
-    """`` (lo-hi)``: the range of jaxdl/PyTorch ratios of ``key`` over alternating pairs of
-    runs, or nothing for a single pair."""
-    if len(pairs) < 2:
-        return ""
-    ratios = [j[key] / t[key] for j, t in pairs]
-    return f" ({min(ratios):.2f}–{max(ratios):.2f})"
+    """:func:`ratio_spread` of the jaxdl/PyTorch ratios of ``key`` over alternating pairs of runs."""
+    return ratio_spread([j[key] / t[key] for j, t in pairs])
 
 
 def main() -> None:
@@ -440,7 +453,7 @@ def main() -> None:
     info = measure("info")
     peak, on_cpu = info["peak_gflops"], info["backend"] == "cpu"
     memory = "peak MB: the process's resident memory" if on_cpu else "peak MB: the device allocator's peak"
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    load = load_average()
     lines = [f"Device: {info['device']} ({info['backend']}), jax {info['jax']}, jaxdl {info['jaxdl']}, "
              f"torch {info['torch']}, {info['torch_where']}; {datetime.date.today().isoformat()}, load average "
              f"{load:.2f} at start; {args.examples:,} training examples an epoch for the "
