@@ -19,9 +19,9 @@ import tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PINNED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets")
-CORE_TESTS = ("tests/test_models.py", "tests/test_layers.py", "tests/test_conv.py", "tests/test_kernels.py",
+CORE_TESTS = ("tests/test_models.py", "tests/test_layers.py", "tests/test_conv.py", "tests/test_fastpath.py",
               "tests/test_train.py", "tests/test_checkpoint.py", "tests/test_precision.py", "tests/test_data.py",
-              "tests/test_download.py")
+              "tests/test_download.py", "tests/test_layout.py")
 
 
 def lower_bounds() -> dict[str, str]:

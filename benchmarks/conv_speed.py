@@ -1,4 +1,4 @@
-"""The convolutions of ``jaxdl.conv`` and ``jaxdl.kernels``: the lesson's timing, then every course conv layer.
+"""The convolutions of ``jaxdl.conv`` and ``jaxdl.fastpath``: the lesson's timing, then every course conv layer.
 
     python benchmarks/conv_speed.py                 # both parts, markdown to benchmarks/conv_speed_<backend>.md
     python benchmarks/conv_speed.py --part layers   # only the course layers
@@ -10,13 +10,13 @@ and ``lax.conv_general_dilated`` (jit).
 Part 2, the course's models: every ``Conv2D`` call of every course model at its course
 batch size (found by intercepting the layers, so the list follows the models), its
 forward and backward pass timed by ``lax``, by im2col + matmul and, stride 1, with rows
-packed into channels (``kernels.conv2d_packed``, by the policy's pixels or 2), alternating,
-best of several (and by ``kernels.conv2d_planes`` where the policy takes it). The backward
+packed into channels (``fastpath.conv2d_packed``, by the policy's pixels or 2), alternating,
+best of several (and by ``fastpath.conv2d_planes`` where the policy takes it). The backward
 pass computes what training needs: the kernel gradient, and the input gradient for every
 layer but a model's first, whose input is the data. Everything is compiled as the library
-compiles it (``jaxdl.kernels.jit``); one more column times ``lax`` with XLA's default
+compiles it (``jaxdl.fastpath.jit``); one more column times ``lax`` with XLA's default
 options, the evidence for the CPU policy's ``compiler_options``. This is the evidence
-behind the policy's choice (``jaxdl.kernels.Policy.conv``), which the last columns show
+behind the policy's choice (``jaxdl.fastpath.Policy.conv``), which the last columns show
 with its own time, as ``Conv2D`` runs it. A layer alone reads its input from memory, where
 in a model it comes out of a fusion: whole train steps (``train_speed.py``) have the last word.
 """
@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl import conv, kernels, models, runtime
+from jaxdl import conv, fastpath, models
+from jaxdl.run import runtime
 from jaxdl.layers import Conv2D
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -71,8 +72,8 @@ def lesson_table() -> list[str]:
     for n, bank in ((1, conv.edge_kernels()[..., :1]), (16, conv.edge_kernels())):
         images = digits[:n]
         times = [best_time(lambda x, k: conv.conv2d_loops(x, k), images, bank, repeats=3),
-                 best_time(kernels.jit(conv.conv2d_im2col), images, bank),
-                 best_time(kernels.jit(conv.conv2d), images, bank)]
+                 best_time(fastpath.jit(conv.conv2d_im2col), images, bank),
+                 best_time(fastpath.jit(conv.conv2d), images, bank)]
         lines.append(f"| {n} x 28x28x1 | {bank.shape[-1]} x 3x3 | " + " | ".join(fmt(t) for t in times) + " |")
     return lines
 
@@ -116,24 +117,24 @@ def layer_table() -> list[str]:
         w = jax.random.normal(jax.random.key(1), (kh, kw, shape[-1], layer["features"])) * 0.1
         wrt = (1,) if layer["first"] else (0, 1)  # a model's first layer needs no gradient for its input
 
-        def fwd_bwd(impl, jit=kernels.jit, wrt=wrt):
+        def fwd_bwd(impl, jit=fastpath.jit, wrt=wrt):
             def step(x, w):
                 y, vjp = jax.vjp(lambda x, w: impl(x, w, stride, padding), x, w)
                 return tuple(vjp(y)[i] for i in wrt)
             return jit(step)
 
         strides = conv.pair(stride, "stride")
-        choice = kernels.active()[1].conv(shape, w.shape, strides)
+        choice = fastpath.active()[1].conv(shape, w.shape, strides)
         pack = max(2, choice.pack)  # stride 1: timed by 2 where the policy does not pack
-        steps = [fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d, jax.jit), fwd_bwd(kernels.conv2d_im2col)]
+        steps = [fwd_bwd(conv.conv2d), fwd_bwd(conv.conv2d, jax.jit), fwd_bwd(fastpath.conv2d_im2col)]
         if strides == (1, 1):
-            steps.append(fwd_bwd(lambda x, w, stride, padding: kernels.conv2d_packed(x, w, padding, pack)))
-        planes = choice.kernel is kernels.ConvKernel.PLANES
+            steps.append(fwd_bwd(lambda x, w, stride, padding: fastpath.conv2d_packed(x, w, padding, pack)))
+        planes = choice.kernel is fastpath.ConvKernel.PLANES
         if planes:  # timed only where the policy takes it
-            steps.append(fwd_bwd(lambda x, w, stride, padding: kernels.conv2d_planes(x, w, padding)))
+            steps.append(fwd_bwd(lambda x, w, stride, padding: fastpath.conv2d_planes(x, w, padding)))
 
         def as_conv2d_runs_it(x, w, stride, padding):
-            fast = kernels.faster_conv2d(x.shape, w.shape, stride, 1, x.dtype)
+            fast = fastpath.faster_conv2d(x.shape, w.shape, stride, 1, x.dtype)
             return (fast or (lambda x, w, s, p, d: conv.conv2d(x, w, s, p, d)))(x, w, stride, padding, 1)
 
         steps.append(fwd_bwd(as_conv2d_runs_it))

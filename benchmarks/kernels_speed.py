@@ -5,8 +5,8 @@ the fast policy, the plain one, and the fast one with one rule switched off at a
     python benchmarks/kernels_speed.py --models TinyVGG,SimpleCNN --rounds 9
 
 For each model (at its course batch size, one fresh process a model) the train step is
-compiled once per policy -- ``jaxdl.kernels.use`` with the platform's policy as it is,
-with ``jaxdl.kernels.PLAIN_POLICY``, and with each rule of ``docs/performance.md`` off
+compiled once per policy -- ``jaxdl.fastpath.use`` with the platform's policy as it is,
+with ``jaxdl.fastpath.PLAIN_POLICY``, and with each rule of ``docs/performance.md`` off
 (``dataclasses.replace`` on the policy) -- and the variants are then timed in turn,
 ``--rounds`` times, each round a few steps of each: the machine's drift falls on all of
 them alike. Prints and writes (``benchmarks/kernels_speed_<backend>.md``) the median ms a
@@ -49,12 +49,13 @@ def worker(model_name: str, rounds: int, steps: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from jaxdl import data, kernels, models, runtime, train
+    from jaxdl import data, fastpath, models, train
+    from jaxdl.run import runtime
 
     runtime.setup()
     platform = jax.default_backend()
-    fast = kernels.current().for_platform(platform)
-    variants = {"fast": fast, "plain": kernels.PLAIN_POLICY}
+    fast = fastpath.current().for_platform(platform)
+    variants = {"fast": fast, "plain": fastpath.PLAIN_POLICY}
     variants.update({f"without {rule}": dataclasses.replace(fast, **fields) for rule, fields in RULES.items()})
     batch_size, loss, kind = SETTINGS[model_name]
     x, y, _, _ = load_arrays(kind, batch_size * steps)
@@ -65,7 +66,7 @@ def worker(model_name: str, rounds: int, steps: int) -> dict:
 
     states, programs = {}, {}
     for name, policy in variants.items():
-        with kernels.use(policy):
+        with fastpath.use(policy):
             state = train.create_train_state(model, jax.random.key(1), x[:1], train.make_optimizer("sgd", 0.01),
                                              loss=loss, target=target)
             programs[name] = (train.train_step.lower(state, batches[0]).as_text(), policy.compiler_options)
@@ -77,7 +78,7 @@ def worker(model_name: str, rounds: int, steps: int) -> dict:
     times = {name: [] for name in timed}
     for _ in range(rounds):
         for name in timed:
-            with kernels.use(variants[name]):
+            with fastpath.use(variants[name]):
                 state = states[name]
                 began = time.perf_counter()
                 for batch in batches:

@@ -23,7 +23,8 @@ import jax.numpy as jnp
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import data, models, runtime, train  # noqa: E402
+from jaxdl import data, models, train
+from jaxdl.run import runtime  # noqa: E402
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 parser.add_argument("--model", default="FashionMNISTModelV2", choices=sorted(models.COURSE_MODELS))

@@ -18,10 +18,10 @@ the peak of a large matmul on the same machine.
 Prints a table with the ratio jaxdl / PyTorch per row and writes it as markdown, row by row.
 ``--repeats N`` runs each pair N times, alternating, and reports each figure's median, with
 the range of the N per-pair ratios beside the ratio of the medians.
-jaxdl's worker starts with ``jaxdl.runtime.setup()``, as an entry script does (its
+jaxdl's worker starts with ``jaxdl.run.runtime.setup()``, as an entry script does (its
 compilation cache, malloc and dispatch settings); PyTorch runs with glibc's defaults, as the
 course runs it (``--torch-malloc keep`` gives it jaxdl's malloc setting).
-``--kernels plain`` times jaxdl's plain path (``jaxdl.kernels.PLAIN``) instead of its fast one.
+``--kernels plain`` times jaxdl's plain path (``jaxdl.fastpath.PLAIN``) instead of its fast one.
 
 On a GPU both frameworks run there: PyTorch with the data on the device (the fastest way
 to feed it; the course copies each batch over), synchronised before every clock reading,
@@ -127,16 +127,16 @@ def kernel_policies(name: str):
     every convolution as im2col + matmul (to check the policy's choices on this machine)."""
     import dataclasses
 
-    from jaxdl import kernels
+    from jaxdl import fastpath
 
     if name == "fast":
-        return kernels.FAST
+        return fastpath.FAST
     if name == "plain":
-        return kernels.PLAIN
+        return fastpath.PLAIN
     every_conv_im2col = dict(planes_max_out_channels=0, pack_max_in_channels=0, kernel_grad_chunk_bytes=0,
                              im2col_strided=True, im2col_max_patch=2**62)
-    return kernels.Policies(*(dataclasses.replace(p, **every_conv_im2col) for p in
-                              (kernels.CPU, kernels.GPU, kernels.TPU, kernels.PLAIN_POLICY)))
+    return fastpath.Policies(*(dataclasses.replace(p, **every_conv_im2col) for p in
+                              (fastpath.CPU, fastpath.GPU, fastpath.TPU, fastpath.PLAIN_POLICY)))
 
 
 def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str = "fit", kernel_path: str = "fast",
@@ -144,10 +144,11 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     import jax
     import jax.numpy as jnp
 
-    from jaxdl import data, kernels, models, runtime, train
+    from jaxdl import data, fastpath, models, train
+    from jaxdl.run import runtime
 
     runtime.setup()  # as an entry script does; the cache folder comes from $JAXDL_CACHE_DIR
-    kernels.set_default(kernel_policies(kernel_path))
+    fastpath.set_default(kernel_policies(kernel_path))
 
     _, loss, kind = SETTINGS[model_name]
     x_train, y_train, x_test, y_test = load_arrays(kind, examples)
@@ -164,7 +165,7 @@ def run_jaxdl(model_name: str, batch_size: int, examples: int, epoch_path: str =
     first_step = time.perf_counter() - began  # compiled here: the worker's cache folder starts empty
     step_flops = program_flops(train.train_step, state, batches[0])
     if epoch_path == "fit":
-        scan = kernels.scan_epochs(train.train_step, state, batches[0], len(loader))  # what fit() does here
+        scan = fastpath.scan_epochs(train.train_step, state, batches[0], len(loader))  # what fit() does here
     else:
         scan = epoch_path == "scan"
 
@@ -404,16 +405,16 @@ def main() -> None:
                              "JAXDL_HOST_MALLOC=system to time jaxdl with glibc's malloc defaults (repeatable)")
     parser.add_argument("--epoch-path", choices=("fit", "scan", "per-batch"), default="fit",
                         help="how jaxdl runs an epoch: as fit() would here (default), or forced, "
-                             "to check jaxdl.kernels.scan_epochs's choice on this machine")
+                             "to check jaxdl.fastpath.scan_epochs's choice on this machine")
     parser.add_argument("--kernels", choices=("fast", "plain", "im2col"), default="fast",
-                        help="jaxdl's fast path (default), its plain path (jaxdl.kernels.PLAIN), or the fast path "
+                        help="jaxdl's fast path (default), its plain path (jaxdl.fastpath.PLAIN), or the fast path "
                              "with every convolution as im2col, to check the policy's choices on this machine")
     parser.add_argument("--torch-layout", choices=("course", "channels_last"), default="course",
                         help="PyTorch's image layout: the course's NCHW batches, as its DataLoader makes them "
                              "(default), or channels_last for data and model (PyTorch's faster NHWC path on CPU)")
     parser.add_argument("--torch-malloc", choices=("system", "keep"), default="system",
                         help="PyTorch's malloc: glibc's defaults, as the course runs (default), or the settings "
-                             "jaxdl.runtime.setup() makes, for a like-for-like comparison")
+                             "jaxdl.run.runtime.setup() makes, for a like-for-like comparison")
     parser.add_argument("--repeats", type=int, default=1,
                         help="run each framework this many times per row, alternating, and print the medians "
                              "with the range of the per-pair ratios (this machine's speed drifts between processes)")
@@ -431,7 +432,7 @@ def main() -> None:
             print(json.dumps(machine_info()))
             return
         if framework == "torch-keep-malloc":
-            from jaxdl import runtime
+            from jaxdl.run import runtime
 
             runtime.keep_freed_host_memory()
         run = run_jaxdl if framework == "jaxdl" else run_torch

@@ -8,8 +8,9 @@ layers, the lesson's 4x4x8 code of 128 numbers), Adam lr 0.001, 10 epochs, and
 recognisable reconstructions. Writes test images over their
 reconstructions and the loss curves, and reports the test MSE.
 """
-from jaxdl import experiment, plots, train
+from jaxdl import plots, train
 from jaxdl.models import ConvAutoencoder
+from jaxdl.run import experiment
 
 BEST = {"channels": (16, 32, 8), "optimizer": "adam", "lr": 1e-3, "epochs": 10}
 cfg = experiment.parse_args("autoencoder", epochs=5, batch_size=256, lr=0.01, optimizer="adamw", description=__doc__,

@@ -10,9 +10,10 @@ import jax
 import numpy as np
 import optax
 
-from jaxdl import data, experiment, plots, train
+from jaxdl import data, plots, train
 from jaxdl.metrics import confusion_matrix
 from jaxdl.models import CompactVGG
+from jaxdl.run import experiment
 
 EPOCHS = {"mnist": 8, "fashion_mnist": 12}
 

@@ -6,9 +6,10 @@ training points at once. Writes the decision boundary and the loss curves.
 import jax
 import jax.numpy as jnp
 
-from jaxdl import experiment, plots, train
+from jaxdl import plots, train
 from jaxdl.data import make_blobs, train_test_split
 from jaxdl.models import BlobModel
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("blobs", epochs=100, lr=0.1, optimizer="sgd", description=__doc__)
 exp = experiment.Experiment(cfg)

@@ -8,9 +8,10 @@ the decision boundaries side by side and the loss curves.
 import jax
 import jax.numpy as jnp
 
-from jaxdl import experiment, plots, train
+from jaxdl import plots, train
 from jaxdl.data import make_circles, train_test_split
 from jaxdl.models import CircleModelV0, CircleModelV1, CircleModelV2
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("circles", epochs=1000, lr=0.1, optimizer="sgd", description=__doc__,
                             extra_args=[("--epochs-v0", {"type": experiment.positive_int, "default": 100,

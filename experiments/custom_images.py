@@ -16,8 +16,9 @@ first test image).
 import pathlib
 
 import jax
-from jaxdl import data, experiment, plots, train
+from jaxdl import data, plots, train
 from jaxdl.models import TinyVGG
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args(
     "custom_images", epochs=5, batch_size=32, lr=1e-3, optimizer="adam", description=__doc__,

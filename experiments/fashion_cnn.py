@@ -5,9 +5,10 @@ confusion matrix and the misclassified test images.
 """
 import numpy as np
 
-from jaxdl import experiment, plots, train
+from jaxdl import plots, train
 from jaxdl.metrics import confusion_matrix
 from jaxdl.models import FashionCNN
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("fashion_cnn", epochs=15, batch_size=128, lr=1e-3, optimizer="adam", description=__doc__)
 exp = experiment.Experiment(cfg)

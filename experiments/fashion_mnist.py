@@ -7,9 +7,10 @@ predictions (green right, red wrong) and V2's confusion matrix.
 import jax
 import numpy as np
 
-from jaxdl import experiment, plots, train
+from jaxdl import plots, train
 from jaxdl.metrics import confusion_matrix
 from jaxdl.models import FashionMNISTModelV0, FashionMNISTModelV1, FashionMNISTModelV2
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("fashion_mnist", epochs=3, batch_size=32, lr=0.1, optimizer="sgd", description=__doc__)
 exp = experiment.Experiment(cfg)

@@ -7,9 +7,10 @@ loss curves and the predictions plot.
 """
 import jax
 
-from jaxdl import experiment, plots, train
+from jaxdl import plots, train
 from jaxdl.data import make_linear
 from jaxdl.models import LinearRegressionModel, LinearRegressionModelV2
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("linear_regression", epochs=200, lr=0.01, optimizer="sgd", description=__doc__,
                             extra_args=[("--epochs-v2", {"type": experiment.positive_int, "default": 1000,

@@ -3,8 +3,9 @@
 Cross-entropy, Adam lr 0.01, batch 120, 25 epochs. Writes the loss curves and the
 per-batch loss and accuracy curves.
 """
-from jaxdl import callbacks, experiment, plots
+from jaxdl import callbacks, plots
 from jaxdl.models import MNISTBatchNormCNN
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("mnist_batchnorm", epochs=25, batch_size=120, lr=0.01, optimizer="adam",
                             description=__doc__)

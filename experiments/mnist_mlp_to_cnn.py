@@ -6,8 +6,9 @@ as the lesson speaks the models): cross-entropy, SGD (lr 0.01, batch 64), 3 epoc
 each, and the two-convolution model again for 10 epochs. Writes the comparison table
 and bar chart, and the two MLPs' per-batch curves (the ReLU MLP starts more slowly).
 """
-from jaxdl import callbacks, experiment, plots
+from jaxdl import callbacks, plots
 from jaxdl.models import MNISTMLP, MNISTOneConv, MNISTTwoConv
+from jaxdl.run import experiment
 
 cfg = experiment.parse_args("mnist_mlp_to_cnn", epochs=3, batch_size=64, lr=0.01, optimizer="sgd",
                             description=__doc__, may_change=["long_epochs"],

@@ -7,9 +7,10 @@ optimizer for the same parameters).
 """
 import flax.linen as nn
 
-from jaxdl import experiment, plots
+from jaxdl import plots
 from jaxdl.layers import Dense, Flatten, relu
 from jaxdl.models import SimpleCNN
+from jaxdl.run import experiment
 
 
 class LessonMLP(nn.Module):

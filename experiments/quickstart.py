@@ -3,7 +3,7 @@ Run it again after stopping it (Ctrl-C, a crash) and it resumes from its checkpo
 import sys, jax, jax.numpy as jnp, jaxdl
 from jaxdl import callbacks as cb, checkpoint, data, learner, models, train
 
-jaxdl.runtime.setup()  # compilation cache, CPU memory settings: before JAX computes anything
+jaxdl.run.runtime.setup()  # compilation cache, CPU memory settings: before JAX computes anything
 fashion = data.load_dataset("fashion_mnist", sys.argv[1] if len(sys.argv) > 1 else None)  # or $JAXDL_DATA_DIR
 train_data = data.make_batches(fashion.train, 32, key=jax.random.key(0))
 test_data = data.make_batches(fashion.test, 32)

@@ -21,7 +21,9 @@ import jax
 import numpy as np
 
 from jaxdl import train as T
-from jaxdl.files import atomic_path
+from jaxdl.support.files import atomic_path
+from jaxdl.data.loader import Loader
+from jaxdl.epoch import BatchEvents
 from jaxdl.learner import Callback, CancelFitException, Learner
 
 def _epoch_line(learner: Learner) -> str:
@@ -51,12 +53,12 @@ class PrintEpoch(Callback):
             self.print_fn(_epoch_line(learner))
 
 
-def examples_in_steps(loader, first: int, stop: int) -> int:
+def examples_in_steps(loader: Loader, first: int, stop: int) -> int:
     """Real examples in batches ``first`` to ``stop - 1`` of an epoch: the padded last
     batch of a loader that keeps it holds only the remainder (its mask says so, but
     reading the mask would make the host wait for the device)."""
     batch_size = loader.batch_size
-    if getattr(loader, "drop_last", True) or not hasattr(loader, "num_examples"):
+    if loader.drop_last:
         return (stop - first) * batch_size
     return max(0, min(stop * batch_size, loader.num_examples) - first * batch_size)
 
@@ -76,9 +78,9 @@ class ProgressBar(Callback):
         self.refresh_seconds, self.leave, self.disable = refresh_seconds, leave, disable
         self.bar = None
 
-    def batch_every_seconds(self, learner: Learner) -> float | None:
+    def batch_events(self, learner: Learner) -> BatchEvents:
         shown = self.bar is not None and not self.bar.disable  # tqdm hides it in a log file
-        return self.refresh_seconds if shown else None
+        return BatchEvents(every_seconds=self.refresh_seconds if shown else None)
 
     def before_epoch(self, learner: Learner) -> None:
         from tqdm.auto import tqdm

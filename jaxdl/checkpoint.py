@@ -50,9 +50,10 @@ import orbax.checkpoint as ocp
 from flax import serialization
 
 from jaxdl import train as T
+from jaxdl.epoch import BatchEvents
 from jaxdl.learner import Callback, Learner, NonFiniteLossError
 from jaxdl.errors import JaxdlError
-from jaxdl.files import atomic_path
+from jaxdl.support.files import atomic_path
 
 
 class CheckpointMismatchError(JaxdlError, ValueError):
@@ -347,7 +348,7 @@ def _progress(learner: Learner, epoch_sums: dict | None) -> dict[str, Any]:
         "history": {k: list(v) for k, v in learner.history.items()},
         "epoch_sums": None if epoch_sums is None else dict(epoch_sums),
         "steps_per_epoch": learner.steps_per_epoch,
-        "batch_size": getattr(learner.train_data, "batch_size", None),
+        "batch_size": learner.train_data.batch_size,
     }
 
 
@@ -394,7 +395,7 @@ class Checkpoint(Callback):
 
     def _check_same_epochs(self, learner: Learner, progress: dict, step: int) -> None:
         saved = (progress.get("steps_per_epoch"), progress.get("batch_size"))
-        now = (learner.steps_per_epoch, getattr(learner.train_data, "batch_size", None))
+        now = (learner.steps_per_epoch, learner.train_data.batch_size)
         if saved[0] is not None and saved != now:
             raise CheckpointMismatchError(
                 f"checkpoint {self.store.path(step)} was saved by a run of {saved[0]} steps an epoch "
@@ -402,8 +403,8 @@ class Checkpoint(Callback):
                 f"{step} would mean another point of training. Resume with the same data and batch "
                 "size, or start in an empty directory")
 
-    def batch_every_steps(self, learner: Learner) -> int | None:
-        return self.every_n_steps or None  # a scanned epoch stops for the saves at N, 2N, ...
+    def batch_events(self, learner: Learner) -> BatchEvents:
+        return BatchEvents(every_steps=self.every_n_steps or None)  # a scanned epoch stops for the saves at N, 2N, ...
 
     def _save(self, learner: Learner, epoch_sums, metrics=None) -> None:
         self.store.save(learner.state, _progress(learner, epoch_sums), metrics=metrics)
@@ -414,7 +415,7 @@ class Checkpoint(Callback):
         if self.every_n_steps and step % self.every_n_steps == 0 and step % learner.steps_per_epoch:
             sums = learner.epoch_sums
             if not math.isfinite(sums["loss_sum"]):
-                first = learner.first_nonfinite_step
+                first = learner.sums.first_nonfinite_step
                 raise NonFiniteLossError(
                     f"training loss became non-finite by step {step}"
                     + (f" (first at step {first})" if first is not None else "")

@@ -12,7 +12,7 @@ tolerance, so the notebooks can compare them side by side:
 * :func:`conv2d`        -- ``jax.lax.conv_general_dilated``.
 
 :class:`jaxdl.layers.Conv2D` runs :func:`conv2d`. (Where the policy of
-:mod:`jaxdl.kernels` finds a faster equivalent for a layer's shape on the backend at hand,
+:mod:`jaxdl.fastpath` finds a faster equivalent for a layer's shape on the backend at hand,
 that runs instead, with the same values: ``docs/performance.md``.)
 
 Layout: images are NHWC (batch, height, width, channels) and kernels HWIO

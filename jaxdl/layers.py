@@ -16,9 +16,9 @@ Conventions:
   ``BatchNorm``) takes ``train: bool`` in its call, like ``model.train()`` /
   ``model.eval()`` in PyTorch, and a wrong input raises an error that names the
   expected and the received shape;
-* ``Conv2D`` and the pools run the plain path written here unless :mod:`jaxdl.kernels`
+* ``Conv2D`` and the pools run the plain path written here unless :mod:`jaxdl.fastpath`
   has a faster equivalent for their shape on the backend at hand (same values; the one
-  ``if`` in each says so). ``with jaxdl.kernels.plain():`` runs the plain path everywhere.
+  ``if`` in each says so). ``with jaxdl.fastpath.plain():`` runs the plain path everywhere.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from jaxdl import conv as conv_lib
-from jaxdl import kernels
+from jaxdl import fastpath
 
 Array = jax.Array
 
@@ -215,8 +215,8 @@ class Conv2D(nn.Module):
         kh, kw = conv_lib.pair(self.kernel_size, "kernel_size")
         shape = (kh, kw, x.shape[-1], self.features)
         kernel = self.param("kernel", kaiming_uniform(), shape)
-        fast = kernels.faster_conv2d(x.shape, shape, self.strides, self.dilation, x.dtype)
-        if fast is not None:  # the same convolution by a faster route here (jaxdl.kernels)
+        fast = fastpath.faster_conv2d(x.shape, shape, self.strides, self.dilation, x.dtype)
+        if fast is not None:  # the same convolution by a faster route here (jaxdl.fastpath)
             y = fast(x, kernel, self.strides, self.padding, self.dilation)
         else:  # the convolution as the course computes it
             y = conv_lib.conv2d(x, kernel, self.strides, self.padding, self.dilation)
@@ -246,8 +246,8 @@ def _pool(x: Array, init, op, window, strides, padding, name: str) -> Array:
     if h < wh or w < ww:
         raise ValueError(f"{name}: a {wh}x{ww} window does not fit an input of {x.shape[1]}x{x.shape[2]} "
                          f"(padded to {h}x{w}); input shape {tuple(x.shape)}")
-    fast = kernels.faster_pool((wh, ww), (sh, sw))
-    if fast is not None:  # the same pool by a faster route here (jaxdl.kernels)
+    fast = fastpath.faster_pool((wh, ww), (sh, sw))
+    if fast is not None:  # the same pool by a faster route here (jaxdl.fastpath)
         return fast(x, init, op, (wh, ww), ((pt, pb), (pl, pr)))
     return lax.reduce_window(x, init, op, (1, wh, ww, 1), (1, sh, sw, 1), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
 

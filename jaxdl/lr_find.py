@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl import train as T
+from jaxdl.epoch import BatchEvents
 from jaxdl.learner import Callback, CancelFitException, Learner, fit
 
 
@@ -29,12 +30,14 @@ class LRFinder(Callback):
     finite, exceeds ``divergence`` times the lowest loss so far, or after ``num_steps``
     steps. ``rate(i)`` is the learning rate of the fit's ``i``-th step."""
 
-    every_batch = True  # it reads each step's loss to stop at the first one that diverges
 
     def __init__(self, rate, num_steps: int, divergence: float = 4.0):
         self.rate, self.num_steps, self.divergence = rate, num_steps, divergence
         self.rates: list[float] = []
         self.losses: list[float] = []
+
+    def batch_events(self, learner: Learner) -> BatchEvents:
+        return BatchEvents(every_steps=1)  # it reads each step's loss to stop at the first one that diverges
 
     def before_fit(self, learner: Learner) -> None:
         self.rates, self.losses, self.lowest = [], [], math.inf

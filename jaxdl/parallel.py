@@ -27,7 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 DATA_AXIS = "data"
 
@@ -45,12 +45,12 @@ def make_mesh(devices: int | None = None) -> Mesh:
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """Split the leading (batch) axis over the ``data`` axis."""
-    return NamedSharding(mesh, P(DATA_AXIS))
+    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
     """The same full copy on every device of the mesh."""
-    return NamedSharding(mesh, P())
+    return NamedSharding(mesh, PartitionSpec())
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
@@ -78,7 +78,7 @@ def replicate(tree: Any, devices=None) -> Any:
     """One copy of ``tree`` per local device, stacked on a new leading axis (for pmap)."""
     devices = devices or jax.local_devices()
     mesh = jax.make_mesh((len(devices),), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=devices)
-    sharding = NamedSharding(mesh, P(DATA_AXIS))
+    sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
     return jax.device_put(jax.tree.map(lambda x: jnp.stack([x] * len(devices)), tree), sharding)
 
 

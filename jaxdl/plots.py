@@ -13,7 +13,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from jaxdl.files import atomic_path
+from jaxdl.support.files import atomic_path
 
 
 def save_figure(fig, path: str | os.PathLike | None):

@@ -4,7 +4,7 @@ The course's ``train_step(model, data_loader, loss_fn, optimizer)`` mutates the 
 and the optimizer in place. Here the whole training state is one pytree
 (:class:`TrainState`: parameters, optimizer state, BatchNorm statistics, step, PRNG
 key) and a step is a pure function ``train_step(state, batch) -> (state, metrics)``,
-compiled once (:func:`jaxdl.kernels.jit`: ``jax.jit`` for the platform at hand). The same
+compiled once (:func:`jaxdl.fastpath.jit`: ``jax.jit`` for the platform at hand). The same
 function runs on one device or data-parallel over many: give it a batch sharded over a
 ``data`` mesh axis (see :mod:`jaxdl.parallel`) and XLA splits the work and averages the
 gradients. ``pmap_train_step`` is the same step for code written with ``jax.pmap``.
@@ -41,9 +41,10 @@ except ImportError:  # JAX releases before shard_map left jax.experimental
 
     _PER_DEVICE = {"check_rep": False}
 
-from jaxdl import kernels
-from jaxdl import precision as P
-from jaxdl.metrics import Loss, as_loss
+from jaxdl import fastpath
+from jaxdl import precision as mixed
+from jaxdl.data.loader import DeviceLoader, Gather, Loader
+from jaxdl.losses import Loss, as_loss
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -55,7 +56,7 @@ class TrainState(struct.PyTreeNode):
     ``rng`` holds the raw data of a PRNG key (``jax.random.key_data``) so the state is
     plain arrays that Orbax can save and a mesh can replicate; the step's dropout key
     is ``fold_in(key, step)``, so a resumed run draws what an uninterrupted one would.
-    ``apply_fn``, ``tx``, ``loss`` (a :class:`~jaxdl.metrics.Loss`), ``target`` and
+    ``apply_fn``, ``tx``, ``loss`` (a :class:`~jaxdl.losses.Loss`), ``target`` and
     ``precision`` (a :class:`~jaxdl.precision.Precision`) are static: they choose the
     program, not its data. ``target`` names the batch entry the loss compares against:
     ``"y"`` for labels, ``"x"`` for an autoencoder's own input. ``loss_scale`` is
@@ -73,7 +74,7 @@ class TrainState(struct.PyTreeNode):
     target: str = struct.field(pytree_node=False, default="y")
     model_name: str = struct.field(pytree_node=False, default="model")
     loss_scale: Any = None
-    precision: P.Precision = struct.field(pytree_node=False, default=P.FLOAT32)
+    precision: mixed.Precision = struct.field(pytree_node=False, default=mixed.FLOAT32)
 
     @property
     def key(self) -> jax.Array:
@@ -101,10 +102,10 @@ def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.
 
 def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: optax.GradientTransformation,
                        loss: str | Loss = "cross_entropy", target: str = "y",
-                       precision: str | P.Precision = "float32") -> TrainState:
+                       precision: str | mixed.Precision = "float32") -> TrainState:
     """Initialise ``model`` on ``example_input`` (any batch size) and wrap it with ``tx``.
 
-    ``loss`` is a :class:`~jaxdl.metrics.Loss` or one of its names (``"cross_entropy"``,
+    ``loss`` is a :class:`~jaxdl.losses.Loss` or one of its names (``"cross_entropy"``,
     ``"bce_with_logits"``, ``"mse"``, ``"l1"``). ``key`` is split: one part initialises
     the parameters, the other seeds every later random draw (dropout) of this run.
     ``precision`` is how the steps compute (:mod:`jaxdl.precision`: ``"float32"``,
@@ -113,7 +114,7 @@ def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: opta
     loss = as_loss(loss)
     if target not in ("x", "y"):
         raise ValueError(f"target must be 'y' (labels) or 'x' (reconstruct the input), got {target!r}")
-    precision = P.as_precision(precision)
+    precision = mixed.as_precision(precision)
     init_key, run_key = jax.random.split(key)
     variables = model.init({"params": init_key, "dropout": init_key}, jnp.asarray(example_input))
     params = variables["params"]
@@ -125,10 +126,10 @@ def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: opta
     )
 
 
-def with_precision(state: TrainState, precision: str | P.Precision) -> TrainState:
+def with_precision(state: TrainState, precision: str | mixed.Precision) -> TrainState:
     """``state`` computing in ``precision`` from its next step on (the parameters stay
     as they are: float32). A loss scale is added for float16, kept if it was there."""
-    precision = P.as_precision(precision)
+    precision = mixed.as_precision(precision)
     if precision == state.precision:
         return state
     loss_scale = state.loss_scale if precision.loss_scaling and state.loss_scale is not None \
@@ -197,11 +198,11 @@ def _train_step(state: TrainState, batch: Batch, axis_name: str | None = None):
     if scale is None:
         return new, metrics
     # an overflow in the scaled backward pass: skip this update, halve the scale
-    finite = P.all_finite(grads)
+    finite = mixed.all_finite(grads)
     kept = jax.tree.map(lambda n, o: jnp.where(finite, n, o), (new.params, new.opt_state, new.batch_stats),
                         (state.params, state.opt_state, state.batch_stats))
     return new.replace(params=kept[0], opt_state=kept[1], batch_stats=kept[2],
-                       loss_scale=P.next_loss_scale(state.precision, state.loss_scale, finite)), metrics
+                       loss_scale=mixed.next_loss_scale(state.precision, state.loss_scale, finite)), metrics
 
 
 def _eval_step(state: TrainState, batch: Batch, axis_name: str | None = None) -> Metrics:
@@ -210,11 +211,11 @@ def _eval_step(state: TrainState, batch: Batch, axis_name: str | None = None) ->
     return lax.psum(metrics, axis_name) if axis_name is not None else metrics
 
 
-train_step = kernels.jit(_train_step, donate_argnums=0)
+train_step = fastpath.jit(_train_step, donate_argnums=0)
 """``train_step(state, batch) -> (state, metrics)``: pure and compiled; the old state's
 buffers are donated (reused for the new one), so do not use ``state`` after the call."""
 
-eval_step = kernels.jit(_eval_step)
+eval_step = fastpath.jit(_eval_step)
 """``eval_step(state, batch) -> metrics``: the model in evaluation mode (no dropout,
 BatchNorm running statistics)."""
 
@@ -231,24 +232,25 @@ def shard_map_train_step(mesh: jax.sharding.Mesh, axis_name: str = "data"):
     gradients summed with ``psum``. Takes what :func:`train_step` takes on a mesh (a
     replicated state, a batch split over ``axis_name``) and computes the same update,
     except that BatchNorm normalises by each device's statistics, as PyTorch's DDP does.
-    Compiled with :func:`jaxdl.kernels.jit`, the old state donated."""
+    Compiled with :func:`jaxdl.fastpath.jit`, the old state donated."""
     spec = jax.sharding.PartitionSpec
     # Unchecked, as pmap is: with the check on, JAX would sum the gradients of the
     # replicated parameters over the devices itself, and the step's own psum would
     # count them again.
     per_device = _shard_map(functools.partial(_train_step, axis_name=axis_name), mesh=mesh,
                             in_specs=(spec(), spec(axis_name)), out_specs=(spec(), spec()), **_PER_DEVICE)
-    return kernels.jit(per_device, donate_argnums=0)
+    return fastpath.jit(per_device, donate_argnums=0)
 
 
-@kernels.jit(static_argnames=("gather", "sharding"), donate_argnums=0)
-def train_steps_scanned(state: TrainState, x, y, indices, mask, epoch, start, stop, gather, sharding=None):
+@fastpath.jit(static_argnames=("gather", "sharding"), donate_argnums=0)
+def train_steps_scanned(state: TrainState, arrays, indices, mask, epoch, start, stop, gather: Gather,
+                        sharding=None):
     """Steps ``start`` to ``stop - 1`` of an epoch in one loop on the device, batches
     gathered inside.
 
-    ``gather(x, y, indices, mask, step, epoch) -> batch`` is the loader's (see
-    :meth:`jaxdl.data.DeviceBatches.gather`), so batches and augmentation are exactly
-    those of the per-batch loop. ``start`` and ``stop`` are arrays, not constants of the
+    ``gather(arrays, indices, mask, step, epoch) -> batch`` is the loader's
+    (:class:`jaxdl.data.loader.Gather`), so batches and augmentation are exactly those
+    of the per-batch loop. ``start`` and ``stop`` are arrays, not constants of the
     program: every chunk of every epoch runs the same compiled loop, so an epoch cut
     into chunks (for the Learner's batch events) computes what one whole-epoch call
     computes, to the last bit, and the last, shorter chunk costs no compilation.
@@ -258,7 +260,7 @@ def train_steps_scanned(state: TrainState, x, y, indices, mask, epoch, start, st
     """
 
     def batch(step):
-        b = gather(x, y, indices, mask, step, epoch)
+        b = gather(arrays, indices, mask, step, epoch)
         return b if sharding is None else lax.with_sharding_constraint(b, sharding)
 
     zeros = jax.tree.map(lambda s: jnp.zeros((indices.shape[0], *s.shape), s.dtype),
@@ -272,18 +274,26 @@ def train_steps_scanned(state: TrainState, x, y, indices, mask, epoch, start, st
     return lax.fori_loop(start, stop, body, (state, zeros))
 
 
-def scan_steps(state: TrainState, loader, epoch: int, start: int, stop: int, order=None) -> tuple[TrainState, Metrics]:
-    """Steps ``start`` to ``stop - 1`` of epoch ``epoch`` of a device loader (one with
-    ``epoch_indices`` and ``gather``, like :class:`jaxdl.data.DeviceBatches`) as one
-    :func:`train_steps_scanned` dispatch. ``order`` is the epoch's ``(indices, mask)``
-    when the caller has it already. Returns the state and the sums of every step of the
-    epoch (zero outside the steps run)."""
+def scan_steps(state: TrainState, loader: DeviceLoader, epoch: int, start: int, stop: int,
+               order=None) -> tuple[TrainState, Metrics]:
+    """Steps ``start`` to ``stop - 1`` of epoch ``epoch`` of a loader whose data lives on
+    the device (a :class:`~jaxdl.data.loader.DeviceLoader`, such as
+    :class:`jaxdl.data.DeviceBatches`) as one :func:`train_steps_scanned` dispatch.
+    ``order`` is the epoch's ``(indices, mask)`` when the caller has it already. Returns
+    the state and the sums of every step of the epoch (zero outside the steps run)."""
+    _check_on_device(loader, "a scanned epoch")
     indices, mask = loader.epoch_indices(epoch) if order is None else order
-    return train_steps_scanned(state, loader.x, loader.y, indices, mask, epoch, start, stop, loader.gather,
-                               getattr(loader, "sharding", None))
+    return train_steps_scanned(state, loader.arrays, indices, mask, epoch, start, stop, loader.gather,
+                               loader.sharding)
 
 
-def scan_epoch(state: TrainState, loader, epoch: int) -> tuple[TrainState, Metrics]:
+def _check_on_device(loader: Loader, what: str) -> None:
+    if not loader.on_device:
+        raise ValueError(f"{what} needs a loader whose data lives on the device (DeviceBatches); "
+                         f"{type(loader).__name__} reads its batches on the host, one step at a time")
+
+
+def scan_epoch(state: TrainState, loader: DeviceLoader, epoch: int) -> tuple[TrainState, Metrics]:
     """Epoch ``epoch`` of a device loader as one :func:`train_steps_scanned` dispatch.
     Returns the state and each step's metric sums."""
     return scan_steps(state, loader, epoch, 0, len(loader))
@@ -303,8 +313,8 @@ def add_metrics(total: Metrics | None, new: Metrics) -> Metrics:
     return new if total is None else jax.tree.map(jnp.add, total, new)
 
 
-@kernels.jit(static_argnames=("gather", "sharding"))
-def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=None) -> Metrics:
+@fastpath.jit(static_argnames=("gather", "sharding"))
+def evaluate_scanned(state: TrainState, arrays, indices, mask, gather: Gather, sharding=None) -> Metrics:
     """The metric sums of every batch of an evaluation set, in one compiled program:
     a ``lax.scan`` whose body gathers batch ``step`` (the loader's ``gather``, placed
     by ``sharding`` when given) and adds its sums.
@@ -316,7 +326,7 @@ def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=No
     """
 
     def batch_sums(step):
-        batch = gather(x, y, indices, mask, step, 0)
+        batch = gather(arrays, indices, mask, step, 0)
         if sharding is not None:
             batch = lax.with_sharding_constraint(batch, sharding)
         return _eval_step(state, batch)
@@ -328,29 +338,28 @@ def evaluate_scanned(state: TrainState, x, y, indices, mask, gather, sharding=No
     return lax.scan(body, zeros, jnp.arange(indices.shape[0]))[0]
 
 
-def evaluate(state: TrainState, loader) -> dict[str, float]:
+def evaluate(state: TrainState, loader: Loader) -> dict[str, float]:
     """Loss and accuracy of ``state`` over every batch of ``loader`` (epoch 0's order).
 
     Batches that live on the device (:class:`jaxdl.data.DeviceBatches`) are evaluated
     in one program (:func:`evaluate_scanned`); others batch by batch."""
-    if hasattr(loader, "gather"):
+    if loader.on_device:
         indices, mask = loader.epoch_indices(0)
-        return summarize(evaluate_scanned(state, loader.x, loader.y, indices, mask, loader.gather,
-                                          getattr(loader, "sharding", None)))
+        return summarize(evaluate_scanned(state, loader.arrays, indices, mask, loader.gather, loader.sharding))
     total = None
     for batch in loader.epoch(0):
         total = add_metrics(total, eval_step(state, batch))
     return summarize(total)
 
 
-def eval_model(state: TrainState, loader) -> dict[str, Any]:
+def eval_model(state: TrainState, loader: Loader) -> dict[str, Any]:
     """The course's ``eval_model``: ``{"model_name", "model_loss", "model_acc"}``."""
     check_targets(state, loader, "the evaluation data")
     result = evaluate(state, loader)
     return {"model_name": state.model_name, "model_loss": result["loss"], "model_acc": result["acc"]}
 
 
-@kernels.jit
+@fastpath.jit
 def _predict_batch(state: TrainState, x):
     return _apply(state, state.params, x, train=False)[0]
 
@@ -359,7 +368,7 @@ def make_predictions(state: TrainState, data, batch_size: int = 256) -> np.ndarr
     """Model outputs turned into probabilities for ``data`` (an NHWC array or a loader):
     softmax for cross-entropy, sigmoid for BCE, the raw outputs for regression. The
     course's ``make_predictions``; ``argmax(axis=1)`` gives the labels."""
-    if hasattr(data, "epoch"):
+    if isinstance(data, Loader):
         chunks = [(b["x"], b["mask"]) for b in data.epoch(0)]
     else:
         x = jnp.asarray(data)
@@ -371,15 +380,15 @@ def make_predictions(state: TrainState, data, batch_size: int = 256) -> np.ndarr
     return np.concatenate(outputs)
 
 
-def check_targets(state: TrainState, loader, where: str) -> None:
+def check_targets(state: TrainState, loader: Loader, where: str) -> None:
     """Refuse, before a step runs, targets that the loss of ``state`` cannot take
-    (:meth:`jaxdl.metrics.Loss.check_targets`: cross-entropy labels outside the model's
+    (:meth:`jaxdl.losses.Loss.check_targets`: cross-entropy labels outside the model's
     classes, BCE labels other than 0 and 1), naming the first and ``where`` it is.
-    Checks a loader whose targets live on the device (``loader.y``); others are read
-    batch by batch and not checked here."""
-    y = getattr(loader, "y", None)
-    if state.target != "y" or y is None:
+    Checks a loader whose targets live on the device; others are read batch by batch
+    and not checked here."""
+    if state.target != "y" or not loader.on_device:
         return
-    example = jax.ShapeDtypeStruct((1, *loader.x.shape[1:]), loader.x.dtype)
+    x, y = loader.arrays["x"], loader.arrays["y"]
+    example = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
     outputs = jax.eval_shape(lambda x: _apply(state, state.params, x, train=False)[0], example)
     state.loss.check_targets(y, outputs.shape[-1], where)

@@ -22,7 +22,7 @@ os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_gpu_determi
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-from jaxdl import runtime  # noqa: E402
+from jaxdl.run import runtime  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _data_dir = os.environ.get("JAXDL_DATA_DIR", "").strip()

@@ -14,7 +14,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import parallel, runtime, train  # noqa: E402
+from jaxdl import parallel, train
+from jaxdl.run import runtime  # noqa: E402
 from jaxdl.data import DeviceBatches  # noqa: E402
 from jaxdl.models import SimpleCNN  # noqa: E402
 

@@ -13,7 +13,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import checkpoint, learner, parallel, runtime, train  # noqa: E402
+from jaxdl import checkpoint, learner, parallel, train
+from jaxdl.run import runtime  # noqa: E402
 from jaxdl.data import DeviceBatches  # noqa: E402
 from jaxdl.models import MNISTBatchNormCNN, SimpleCNN  # noqa: E402
 

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from jaxdl import callbacks, checkpoint, data, learner, runtime, train  # noqa: E402
+from jaxdl import callbacks, checkpoint, data, learner, train
+from jaxdl.run import runtime  # noqa: E402
 from jaxdl.models import FashionMNISTModelV2  # noqa: E402
 
 parser = argparse.ArgumentParser()

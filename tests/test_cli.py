@@ -3,7 +3,7 @@
 import pytest
 
 from conftest import SHARED_DATA
-from jaxdl.cli import main
+from jaxdl.run.cli import main
 
 
 def test_models_and_summary(capsys):

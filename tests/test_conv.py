@@ -1,5 +1,5 @@
 """The teaching module: the three convolutions agree, the size arithmetic is the course's
-formula, the edge kernels are the lesson's. (The fast kernels: test_kernels.py.)"""
+formula, the edge kernels are the lesson's. (The fast kernels: test_fastpath.py.)"""
 
 import jax
 import jax.numpy as jnp

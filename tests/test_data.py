@@ -161,7 +161,7 @@ def test_files_of_another_dataset_are_refused(tmp_path):
 
 @pytest.mark.data
 def test_prepare_refuses_another_datasets_files_and_writes_nothing(tmp_path, capsys):
-    from jaxdl import cli
+    from jaxdl.run import cli
 
     assert cli.main(["data", "prepare", "fashion_mnist", "--from", str(SHARED_DATA / "mnist"),
                      "--data-dir", str(tmp_path / "tfds")]) == 1

@@ -10,7 +10,7 @@ import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT
-from jaxdl import project
+from jaxdl.support import project
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 READ_DATASETS = {"04_computer_vision", "05_convolutions", "06_autoencoder", "07_custom_datasets", "08_learner"}
@@ -32,7 +32,7 @@ def test_notebook_executes(path, monkeypatch):
 def test_the_first_code_cell_is_the_colab_install_cell(path):
     notebook = nbformat.read(path, as_version=4)
     first = next(cell for cell in notebook.cells if cell.cell_type == "code")
-    assert first.source == project.colab_cell(), "run `python3 -m jaxdl.project` to write it"
+    assert first.source == project.colab_cell(), "run `python3 -m jaxdl.support.project` to write it"
 
 
 def run_colab_cell(source, monkeypatch):

@@ -1,4 +1,4 @@
-"""``import jaxdl`` changes nothing outside jaxdl; ``jaxdl.runtime.setup()`` makes each of
+"""``import jaxdl`` changes nothing outside jaxdl; ``jaxdl.run.runtime.setup()`` makes each of
 its process-wide settings, and each can be left out. Every check runs in a fresh
 process, where the settings are made before JAX's first computation."""
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from jaxdl import runtime
+from jaxdl.run import runtime
 
 glibc_only = pytest.mark.skipif(not runtime.on_glibc(), reason="the malloc settings are glibc's")
 
@@ -46,7 +46,7 @@ print(json.dumps({"before": before, "after": outside(), "setup": SETTINGS}))
 
 
 def probe(setup: str = "", env=None, model: str = "BlobModel") -> dict:
-    script = PROBE.replace("{MODEL_NAME}", model).replace("SETUP", f"settings = jaxdl.runtime.setup({setup})" if setup is not None else "")
+    script = PROBE.replace("{MODEL_NAME}", model).replace("SETUP", f"settings = jaxdl.run.runtime.setup({setup})" if setup is not None else "")
     script = script.replace("SETTINGS", "None" if setup is None else "[str(settings.compilation_cache), "
                             "settings.keep_freed_memory, settings.sync_cpu_dispatch]")
     clean = {k: v for k, v in os.environ.items()
@@ -95,7 +95,7 @@ FAULTS = """
 import resource, sys
 import jax, jax.numpy as jnp, jaxdl
 if sys.argv[1] == "setup":
-    jaxdl.runtime.setup(compilation_cache=False)
+    jaxdl.run.runtime.setup(compilation_cache=False)
 
 @jax.jit
 def f(a, b):

@@ -21,10 +21,12 @@ import pytest
 
 from jaxdl import callbacks as C
 from jaxdl import checkpoint as K
+from jaxdl import losses as L
 from jaxdl import metrics as M
 from jaxdl import plots
 from jaxdl import train as T
 from jaxdl.data import DeviceBatches, make_batches
+from jaxdl.epoch import BatchEvents
 from jaxdl.learner import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
                            NonFiniteLossError, fit)
 from jaxdl.models import BlobModel, FashionCNN, LinearRegressionModelV2, SimpleCNN
@@ -83,7 +85,7 @@ def test_partial_last_batch_counts_each_example_once():
 def test_scanned_evaluation_equals_batch_by_batch():
     x, y = tiny_problem(25)
     state, loader = blob_state(), make_batches((x, y), 10)
-    assert hasattr(loader, "gather")  # device batches: evaluate() takes the scanned path
+    assert loader.on_device  # device batches: evaluate() takes the scanned path
     scanned = T.evaluate(state, loader)
     total = None
     for batch in loader.epoch(0):
@@ -102,22 +104,22 @@ def test_progress_rate_counts_real_examples_only():
 def test_each_course_loss_knows_its_value_prediction_and_targets():
     logits = jnp.array([[2.0, -1.0], [0.5, 0.5]])
     labels = jnp.array([0, 1])
-    cross_entropy = M.as_loss("cross_entropy")
-    assert cross_entropy is M.LOSSES["cross_entropy"] and isinstance(cross_entropy, M.CrossEntropyLoss)
+    cross_entropy = L.as_loss("cross_entropy")
+    assert cross_entropy is L.LOSSES["cross_entropy"] and isinstance(cross_entropy, L.CrossEntropyLoss)
     np.testing.assert_allclose(cross_entropy(logits, labels), -jax.nn.log_softmax(logits)[jnp.arange(2), labels],
                                rtol=1e-6)
     np.testing.assert_allclose(cross_entropy.probabilities(logits), jax.nn.softmax(logits), rtol=1e-6)
     np.testing.assert_array_equal(cross_entropy.predicted_labels(logits), [0, 0])
     z = jnp.array([[3.0], [-40.0]])
-    bce = M.BCEWithLogitsLoss()
+    bce = L.BCEWithLogitsLoss()
     expected = optax.sigmoid_binary_cross_entropy(z[:, 0], jnp.array([1.0, 0.0]))
     np.testing.assert_allclose(bce(z, jnp.array([1, 0])), expected, rtol=1e-6, atol=1e-9)
     np.testing.assert_array_equal(bce.predicted_labels(z), [1, 0])
     np.testing.assert_allclose(bce.probabilities(z), jax.nn.sigmoid(z))
-    for regression, value in ((M.L1Loss(), 1.0), (M.MSELoss(), 4.0)):
+    for regression, value in ((L.L1Loss(), 1.0), (L.MSELoss(), 4.0)):
         np.testing.assert_allclose(regression(value ** 0.5 * jnp.ones((2, 3)), jnp.zeros((2, 3))), [value, value])
         assert regression.predicted_labels(z) is None and regression.probabilities(z) is z
-    with pytest.raises(M.LabelError, match="label 2 at index 1"):
+    with pytest.raises(L.LabelError, match="label 2 at index 1"):
         cross_entropy.check_targets(jnp.array([1, 2]), 2, "these labels")
 
 
@@ -154,14 +156,14 @@ def _same_bits(a, b):
     return all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-class BatchEvents(Callback):
+class RecordBatchEvents(Callback):
     """Records where a fit's batch events fall: the step count after each ``after_batch``."""
 
     def __init__(self, every_steps=None):
         self.every_steps, self.after = every_steps, []
 
-    def batch_every_steps(self, learner):
-        return self.every_steps
+    def batch_events(self, learner):
+        return BatchEvents(every_steps=self.every_steps)
 
     def after_batch(self, learner):
         self.after.append(int(learner.state.step))
@@ -171,7 +173,7 @@ def test_scanned_epochs_stop_where_checkpoints_are_due_and_compute_the_same(tmp_
     x, y = tiny_problem(80)
     loader = DeviceBatches(x, y, 4, key=jax.random.key(0))  # 20 steps an epoch
     whole, _ = fit(blob_state(), loader, epochs=3, scan=True)  # each epoch one dispatch
-    events = BatchEvents()
+    events = RecordBatchEvents()
     ckpt = K.Checkpoint(tmp_path, every_n_steps=7, keep=100, print_fn=lambda *_: None)
     chunked, history = fit(blob_state(), loader, epochs=3, callbacks=[ckpt, events], scan=True)
     assert events.after == [7, 14, 20, 21, 28, 35, 40, 42, 49, 56, 60]
@@ -194,7 +196,7 @@ def test_scanned_epochs_stop_where_checkpoints_are_due_and_compute_the_same(tmp_
 def test_steps_per_execution_cuts_scanned_epochs():
     x, y = tiny_problem(40)
     loader = DeviceBatches(x, y, 4, key=jax.random.key(0))  # 10 steps an epoch
-    events = BatchEvents()
+    events = RecordBatchEvents()
     state, _ = fit(blob_state(), loader, epochs=2, callbacks=[events], steps_per_execution=4)
     assert events.after == [4, 8, 10, 12, 16, 20]
     whole, _ = fit(blob_state(), loader, epochs=2, scan=True)
@@ -240,17 +242,15 @@ def test_cancel_exceptions_fall_on_the_same_steps_in_both_modes(scan):
     x, y = tiny_problem(40)
     loader = DeviceBatches(x, y, 4, key=jax.random.key(0))  # 10 steps an epoch
 
-    class EndEpochAtStep(BatchEvents):
+    class EndEpochAtStep(RecordBatchEvents):
         def after_batch(self, learner):
             super().after_batch(learner)
             if learner.batch_index == 3:  # after the epoch's 4th step
                 raise CancelEpochException
 
     class SkipChunk(Callback):
-        every_batch = False  # skips a whole chunk in a scanned epoch, as declared
-
-        def batch_every_steps(self, learner):
-            return 2
+        def batch_events(self, learner):
+            return BatchEvents(every_steps=2)  # not every step: skips a whole chunk in a scanned epoch, as declared
 
         def before_batch(self, learner):
             if learner.epoch == 1 and learner.batch_index in (0, 1):  # the first step, or chunk, of epoch 1

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import ROOT, SHARED_DATA
-from jaxdl import workdir as W
+from jaxdl.run import workdir as W
 
 
 def script(name, *args, cwd=ROOT, env=None, timeout=600):
@@ -101,7 +101,7 @@ def test_a_second_process_is_locked_out(tmp_path):
         one_line_error(out, "in use by another jaxdl run")
         assert (run / W.MARKER).exists()
     # released when the holder ends, however it ends: a killed holder leaves no stale lock
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jaxdl import workdir as W; "
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from jaxdl.run import workdir as W; "
                                f"run = W.WorkDirectory({str(tmp_path / 'killed')!r}, 'blobs', {{}}); "
                                "print('held', flush=True); time.sleep(60)"],
                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
@@ -218,7 +218,7 @@ def test_killed_and_resumed_run_writes_what_an_uninterrupted_run_writes(tmp_path
     ("--checkpoint-every", "-1", "argument --checkpoint-every: must be a whole number >= 0, got -1"),
 ])
 def test_bad_flags_are_refused_with_their_name(flag, value, message, capsys):
-    from jaxdl import experiment
+    from jaxdl.run import experiment
 
     with pytest.raises(SystemExit) as exit_:
         experiment.parse_args("blobs", [flag, value])
@@ -228,7 +228,7 @@ def test_bad_flags_are_refused_with_their_name(flag, value, message, capsys):
 def test_help_shows_every_default_once(capsys):
     import re
 
-    from jaxdl import experiment
+    from jaxdl.run import experiment
 
     with pytest.raises(SystemExit):
         experiment.parse_args("blobs", ["--help"], epochs=100, batch_size=800, lr=0.1)

@@ -6,39 +6,27 @@
 * :class:`ImageFolder` -- ``root/<class>/<image>`` folders, :func:`walk_through_dir`;
 * :mod:`~jaxdl.data.augment` -- flips and TrivialAugmentWide on the device;
 * :func:`make_batches` -- shuffled, fixed-size, masked batches gathered on the device
-  (or streamed from the host when the data does not fit).
+  (or streamed from the host when the data does not fit), each loader declaring what
+  the training loop may ask of it (:mod:`~jaxdl.data.loader`).
+
+Each name is imported from its module on first use.
 """
 
-from jaxdl.data.augment import compose, random_horizontal_flip, random_translate, trivial_augment_wide
-from jaxdl.data.batches import DeviceBatches, HostBatches, make_batches
-from jaxdl.data.datasets import (
-    ArrayDataset,
-    DatasetUnavailableError,
-    ImageClassificationData,
-    LabelError,
-    TfdsImageSource,
-    check_labels,
-    load_dataset,
-    prepare_from_official_files,
-)
-from jaxdl.data.folder import (
-    ImageFolder,
-    ImageFolderError,
-    export_image_folder,
-    find_classes,
-    image_folder_splits,
-    read_image,
-    walk_through_dir,
-    write_image_folder,
-)
-from jaxdl.data.idx import CorruptFileError, WrongDatasetError
-from jaxdl.data.synthetic import make_blobs, make_circles, make_linear, train_test_split
+from jaxdl.support.lazy import lazy_names
 
-__all__ = [
-    "ArrayDataset", "CorruptFileError", "DatasetUnavailableError", "DeviceBatches", "HostBatches",
-    "ImageClassificationData", "ImageFolder", "ImageFolderError", "LabelError", "TfdsImageSource",
-    "WrongDatasetError", "check_labels", "compose", "export_image_folder", "find_classes",
-    "image_folder_splits", "load_dataset", "make_batches", "make_blobs", "make_circles", "make_linear",
-    "prepare_from_official_files", "random_horizontal_flip", "random_translate", "read_image",
-    "train_test_split", "trivial_augment_wide", "walk_through_dir", "write_image_folder",
-]
+_NAMES = {  # each public name, by the module it comes from
+    **dict.fromkeys(("compose", "random_horizontal_flip", "random_translate", "trivial_augment_wide"), "augment"),
+    **dict.fromkeys(("DeviceBatches", "HostBatches", "make_batches"), "batches"),
+    **dict.fromkeys(("ArrayDataset", "DatasetUnavailableError", "ImageClassificationData", "LabelError",
+                     "TfdsImageSource", "check_labels", "load_dataset", "prepare_from_official_files"), "datasets"),
+    **dict.fromkeys(("ImageFolder", "ImageFolderError", "export_image_folder", "find_classes", "image_folder_splits",
+                     "read_image", "walk_through_dir", "write_image_folder"), "folder"),
+    **dict.fromkeys(("CorruptFileError", "WrongDatasetError"), "idx"),
+    **dict.fromkeys(("DeviceLoader", "Gather", "Loader"), "loader"),
+    **dict.fromkeys(("make_blobs", "make_circles", "make_linear", "train_test_split"), "synthetic"),
+    **{module: module for module in ("augment", "batches", "datasets", "download", "folder", "idx", "loader",
+                                     "synthetic")},
+}
+
+__all__ = sorted(_NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)

@@ -1,7 +1,8 @@
 """Batches: the course's ``DataLoader(dataset, batch_size=32, shuffle=True)``, on the device.
 
-Two loaders with one interface -- ``len(loader)`` batches an epoch and
-``loader.epoch(e)`` iterating over them -- so the training loop never asks which:
+Two loaders with one interface (:class:`jaxdl.data.loader.Loader`: ``len(loader)``
+batches an epoch, ``loader.epoch(e)`` iterating over them, ``on_device`` saying where
+the data lives):
 
 * :class:`DeviceBatches` for data that fits on the device (MNIST, Fashion-MNIST, the
   synthetic sets, a small image folder): the whole dataset lives there and each batch
@@ -27,16 +28,14 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Batch = dict[str, jax.Array]
-Transform = Callable[[jax.Array, jax.Array], jax.Array]
-"""``transform(key, images) -> images``: a batched augmentation run on the device."""
+from jaxdl.data.loader import Batch, Gather, Transform
 
 
 def num_batches(num_examples: int, batch_size: int, drop_last: bool) -> int:
@@ -97,7 +96,8 @@ def _checked_arguments(batch_size: int, num_examples: int, drop_last: bool, shar
 
 
 class DeviceBatches:
-    """Batches of arrays that live on the device, gathered there.
+    """Batches of arrays that live on the device, gathered there: a
+    :class:`~jaxdl.data.loader.DeviceLoader`.
 
     ``DeviceBatches(x, y, batch_size=32, key=key)`` shuffles each epoch;
     ``key=None`` keeps the order. ``transform`` (e.g. an augmentation from
@@ -106,30 +106,34 @@ class DeviceBatches:
     places each batch (e.g. split over a ``data`` mesh axis).
     """
 
+    on_device = True
+
     def __init__(self, x: jax.Array, y: jax.Array, batch_size: int, key: jax.Array | None = None,
                  drop_last: bool = False, transform: Transform | None = None,
                  transform_key: jax.Array | None = None, sharding: Any = None):
         if len(x) != len(y):
             raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
         batch_size = _checked_arguments(batch_size, len(x), drop_last, sharding, transform, transform_key)
-        self.x, self.y = jnp.asarray(x), jnp.asarray(y)
+        self.arrays = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
+        if transform is not None:
+            self.arrays["transform_key"] = transform_key
         self.batch_size, self.key, self.drop_last = batch_size, key, drop_last
         self.num_examples = len(x)
-        self.transform, self.transform_key, self.sharding = transform, transform_key, sharding
+        self.gather, self.sharding = Gather(transform), sharding
         self._gather = jax.jit(self.gather, out_shardings=sharding)
+
+    @property
+    def x(self) -> jax.Array:
+        """The inputs, on the device."""
+        return self.arrays["x"]
+
+    @property
+    def y(self) -> jax.Array:
+        """The targets, on the device."""
+        return self.arrays["y"]
 
     def __len__(self) -> int:
         return num_batches(self.num_examples, self.batch_size, self.drop_last)
-
-    def gather(self, x, y, indices, mask, step, epoch) -> Batch:
-        """Batch ``step`` of an epoch: a pure function of arrays (also usable inside a
-        ``lax.scan`` over the epoch, as :func:`jaxdl.train.train_steps_scanned` does)."""
-        row, weights = indices[step], mask[step]
-        batch_x = jnp.take(x, row, axis=0)
-        if self.transform is not None:
-            k = jax.random.fold_in(jax.random.fold_in(self.transform_key, epoch), step)
-            batch_x = self.transform(k, batch_x)
-        return {"x": batch_x, "y": jnp.take(y, row, axis=0), "mask": weights}
 
     def epoch_indices(self, epoch: int) -> tuple[jax.Array, jax.Array]:
         """This epoch's ``(indices, mask)``, each ``(num_batches, batch_size)``, on the device."""
@@ -139,7 +143,7 @@ class DeviceBatches:
         """The batches of ``epoch``, from batch ``start`` on (to resume mid-epoch)."""
         indices, mask = self.epoch_indices(epoch)
         for step in range(start, indices.shape[0]):
-            yield self._gather(self.x, self.y, indices, mask, step, epoch)
+            yield self._gather(self.arrays, indices, mask, step, epoch)
 
     def __iter__(self) -> Iterator[Batch]:
         return self.epoch(0)
@@ -151,8 +155,11 @@ class HostBatches:
     ``source[i]`` returns ``(x_i, y_i)`` as NumPy (an :class:`ImageFolder`, or any
     sequence of pairs). ``workers`` threads build batches ``prefetch`` ahead of the
     training loop, so reading overlaps computing. The order equals
-    :class:`DeviceBatches`' for the same key.
+    :class:`DeviceBatches`' for the same key. A :class:`~jaxdl.data.loader.Loader`
+    whose epochs run step by step (its data is not on the device).
     """
+
+    on_device = False
 
     def __init__(self, source, batch_size: int, key: jax.Array | None = None,
                  drop_last: bool = False, transform: Transform | None = None,

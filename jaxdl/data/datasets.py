@@ -49,8 +49,9 @@ import numpy as np
 from jaxdl.data import download as downloads
 from jaxdl.data import idx
 from jaxdl.errors import JaxdlError
-from jaxdl.project import DISTRIBUTION
-from jaxdl.files import atomic_path
+from jaxdl.support.labels import LabelError, check_labels
+from jaxdl.support.project import DISTRIBUTION
+from jaxdl.support.files import atomic_path
 
 DATA_DIR_ENV = "JAXDL_DATA_DIR"
 OFFLINE_ENV = "JAXDL_OFFLINE"
@@ -67,29 +68,6 @@ CLASS_NAMES = {
 
 class DatasetUnavailableError(JaxdlError, RuntimeError):
     """The dataset is neither on disk nor downloadable; the message says what to do."""
-
-
-class LabelError(JaxdlError, ValueError):
-    """A label outside the classes of its dataset or model."""
-
-
-def check_labels(labels, num_classes: int, where: str) -> None:
-    """Raise :class:`LabelError` naming the first label of ``labels`` that is not a
-    class index ``0 .. num_classes - 1`` (its value and its index) and ``where`` the
-    labels came from. One reduction on the device, and a look at the host only when a
-    label is bad."""
-    labels = jnp.asarray(labels)
-    if labels.size == 0:
-        return
-    if not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise LabelError(f"labels of {where} must be integer class indices, got dtype {labels.dtype}")
-    low, high = (int(v) for v in jax.device_get((labels.min(), labels.max())))
-    if low >= 0 and high < num_classes:
-        return
-    host = np.asarray(labels).ravel()
-    index = int(np.flatnonzero((host < 0) | (host >= num_classes))[0])
-    raise LabelError(f"label {int(host[index])} at index {index} of {where} is not one of the "
-                     f"{num_classes} classes (0 to {num_classes - 1})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,7 +28,7 @@ import zlib
 
 from jaxdl.data import idx
 from jaxdl.errors import JaxdlError
-from jaxdl.files import atomic_path
+from jaxdl.support.files import atomic_path
 
 DOWNLOAD_DIR_ENV = "JAXDL_DOWNLOAD_DIR"
 MIRROR_ENV = "JAXDL_DATASET_MIRROR"

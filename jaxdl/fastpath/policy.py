@@ -11,12 +11,12 @@ the plain path everywhere.
 
 Switching, without touching the library's code::
 
-    with jaxdl.kernels.use(jaxdl.kernels.PLAIN):   # or jaxdl.kernels.plain()
+    with jaxdl.fastpath.use(jaxdl.fastpath.PLAIN):   # or jaxdl.fastpath.plain()
         state, history = fit(...)                  # every layer on its plain lax path
-    jaxdl.kernels.set_default(jaxdl.kernels.PLAIN) # for the rest of the process
+    jaxdl.fastpath.set_default(jaxdl.fastpath.PLAIN) # for the rest of the process
 
 The policy is read when a function is traced: jaxdl's own steps
-(:func:`jaxdl.kernels.jit`) compile anew for each policy, while a function you
+(:func:`jaxdl.fastpath.jit`) compile anew for each policy, while a function you
 ``jax.jit`` yourself keeps the kernels of its first trace.
 """
 
@@ -226,7 +226,7 @@ def default_platform() -> str:
 
 
 def active() -> tuple[str, Policy]:
-    """``(platform, policy)`` for what is being traced now: set by :func:`jaxdl.kernels.jit`
+    """``(platform, policy)`` for what is being traced now: set by :func:`jaxdl.fastpath.jit`
     while it compiles, else the default platform and its policy in force."""
     compiling = _compiling.get()
     if compiling is not None:

@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-from jaxdl.arguments import whole_number
+from jaxdl.run.arguments import whole_number
 
 
 def _models(args: argparse.Namespace) -> int:
@@ -31,7 +31,7 @@ def _models(args: argparse.Namespace) -> int:
 
 def _summary(args: argparse.Namespace) -> int:
     from jaxdl.models import COURSE_MODELS
-    from jaxdl.summary import summary
+    from jaxdl.model_summary import summary
 
     if args.model not in COURSE_MODELS:
         print(f"jaxdl: unknown model {args.model!r}; choose one of: {', '.join(COURSE_MODELS)}",
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def command() -> int:
     """The ``jaxdl`` command: the entry script's process-wide settings, then :func:`main`."""
-    from jaxdl import runtime
+    from jaxdl.run import runtime
 
     runtime.setup()
     try:

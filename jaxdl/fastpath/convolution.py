@@ -10,9 +10,9 @@
   channels.
 
 :func:`faster_conv2d` is what :class:`jaxdl.layers.Conv2D` asks: the one the policy in
-force picks for a layer's shapes (:meth:`jaxdl.kernels.Policy.conv`), or ``None`` for the
+force picks for a layer's shapes (:meth:`jaxdl.fastpath.Policy.conv`), or ``None`` for the
 plain path. Why each exists, and the measurements behind the policy, are in
-``docs/performance.md``; ``tests/test_kernels.py`` holds each against ``conv.conv2d``.
+``docs/performance.md``; ``tests/test_fastpath.py`` holds each against ``conv.conv2d``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import numpy as np
 from jax import lax
 
 from jaxdl import conv
-from jaxdl.kernels.policy import ConvKernel, active
+from jaxdl.fastpath.policy import ConvKernel, active
 
 
 def faster_conv2d(images_shape, kernels_shape, stride=1, dilation=1, dtype=jnp.float32) -> Callable | None:

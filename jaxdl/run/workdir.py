@@ -31,7 +31,7 @@ import sys
 from typing import Any
 
 from jaxdl.errors import JaxdlError
-from jaxdl.files import atomic_path
+from jaxdl.support.files import atomic_path
 
 MARKER = "jaxdl_run.json"
 """The file that makes a directory a jaxdl run."""

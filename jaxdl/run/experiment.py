@@ -12,7 +12,7 @@ reads like the course notebook's cells; the rest is here::
 Every script takes ``--epochs --batch-size --lr --optimizer --momentum --seed --workdir
 --resume --overwrite --data-dir --offline --devices --examples --checkpoint-every
 --debug`` and writes into its work directory (``runs/<experiment>`` by default, a
-:class:`~jaxdl.workdir.WorkDirectory`: marked, locked, resumed only with the same
+:class:`~jaxdl.run.workdir.WorkDirectory`: marked, locked, resumed only with the same
 settings): ``results.json`` (settings, per-epoch history, final metrics, time, device
 kind and count, versions), its plots as PNG, a ``log.jsonl`` and Orbax checkpoints per
 model trained.
@@ -38,12 +38,13 @@ import jax
 import jax.numpy as jnp
 
 from jaxdl import callbacks as cb
-from jaxdl import arguments, checkpoint, data, learner, parallel, precision, runtime, train
-from jaxdl.arguments import positive_int
+from jaxdl import checkpoint, data, learner, parallel, precision, train
+from jaxdl.run import arguments, runtime
+from jaxdl.run.arguments import positive_int
 from jaxdl.errors import JaxdlError
-from jaxdl.files import atomic_path
+from jaxdl.support.files import atomic_path
 from jaxdl.models import count_params
-from jaxdl.workdir import WorkDirectory
+from jaxdl.run.workdir import WorkDirectory
 
 
 @dataclasses.dataclass
@@ -103,7 +104,7 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
 
     Unless ``--debug`` is given, errors of jaxdl's own and file-system errors end the
     script with their message on one line (see :func:`report_errors`). Parsing also
-    makes the process-wide settings of an entry script (:func:`jaxdl.runtime.setup`),
+    makes the process-wide settings of an entry script (:func:`jaxdl.run.runtime.setup`),
     before JAX's first computation.
     """
     parser = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description,

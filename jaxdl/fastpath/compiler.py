@@ -2,11 +2,11 @@
 
 :func:`jit` is ``jax.jit`` with two things added, both chosen when the function is
 called (not at import, which would start JAX's backends before a user could configure
-them): the XLA options of the platform's :class:`~jaxdl.kernels.Policy` (on a CPU,
+them): the XLA options of the platform's :class:`~jaxdl.fastpath.Policy` (on a CPU,
 convolutions on XLA's own kernels rather than YNNPACK's; ``docs/performance.md``), and
 that policy in force while the function is traced, so the layers inside pick their
 kernels for the platform the program is compiled for. Another policy
-(:func:`jaxdl.kernels.use`) compiles anew. ``jaxdl.train``'s steps use it; wrap your own
+(:func:`jaxdl.fastpath.use`) compiles anew. ``jaxdl.train``'s steps use it; wrap your own
 jitted functions with it to get the same kernels and options.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import jax
 
-from jaxdl.kernels.policy import Policy, compiling_for, current, default_platform
+from jaxdl.fastpath.policy import Policy, compiling_for, current, default_platform
 
 
 @functools.cache

@@ -8,22 +8,22 @@ a layer asks :func:`faster_conv2d` / :func:`faster_pool` whether the policy in f
 a faster kernel for it, and runs its plain path when not. jaxdl's steps compile with
 :func:`jit` and ``fit`` asks :func:`scan_epochs` whether to scan an epoch.
 
-* :mod:`~jaxdl.kernels.policy` -- :class:`Policy` (the rules, as data, per backend),
+* :mod:`~jaxdl.fastpath.policy` -- :class:`Policy` (the rules, as data, per backend),
   :data:`FAST` (the default) and :data:`PLAIN`; :func:`use` / :func:`plain` switch them
   for a block, :func:`set_default` for the process;
-* :mod:`~jaxdl.kernels.convolution` -- im2col with a phase-by-phase gradient, packed
+* :mod:`~jaxdl.fastpath.convolution` -- im2col with a phase-by-phase gradient, packed
   pixels, shifted planes, a batch-chunked kernel gradient;
-* :mod:`~jaxdl.kernels.pool` -- tiled pools with a written-out max-pool gradient;
-* :mod:`~jaxdl.kernels.compiler` -- :func:`jit`, with each platform's XLA options;
-* :mod:`~jaxdl.kernels.scan` -- :func:`scan_epochs`, the rule for scanned epochs.
+* :mod:`~jaxdl.fastpath.pool` -- tiled pools with a written-out max-pool gradient;
+* :mod:`~jaxdl.fastpath.compiler` -- :func:`jit`, with each platform's XLA options;
+* :mod:`~jaxdl.fastpath.scan` -- :func:`scan_epochs`, the rule for scanned epochs.
 
 Why each exists, with the measurements behind the rules: ``docs/performance.md``.
-``tests/test_kernels.py`` holds every kernel, and every course model's train step,
+``tests/test_fastpath.py`` holds every kernel, and every course model's train step,
 against the plain path.
 """
 
-from jaxdl.kernels.compiler import jit
-from jaxdl.kernels.convolution import (
+from jaxdl.fastpath.compiler import jit
+from jaxdl.fastpath.convolution import (
     conv2d_chunked_kernel_grad,
     conv2d_im2col,
     conv2d_packed,
@@ -31,7 +31,7 @@ from jaxdl.kernels.convolution import (
     faster_conv2d,
     packed_kernels,
 )
-from jaxdl.kernels.policy import (
+from jaxdl.fastpath.policy import (
     CPU,
     FAST,
     GPU,
@@ -48,8 +48,8 @@ from jaxdl.kernels.policy import (
     set_default,
     use,
 )
-from jaxdl.kernels.pool import faster_pool, tiled_pool
-from jaxdl.kernels.scan import scan_epochs
+from jaxdl.fastpath.pool import faster_pool, tiled_pool
+from jaxdl.fastpath.scan import scan_epochs
 
 __all__ = [
     "CPU", "FAST", "GPU", "PLAIN", "PLAIN_POLICY", "TPU", "ConvChoice", "ConvKernel", "Policies", "Policy",

@@ -6,7 +6,7 @@ window axes: the values of ``reduce_window``, but the max-pool's backward pass i
 element-wise mask (:func:`_tile_max`) instead of XLA's ``select_and_scatter``, which
 XLA:CPU runs several times slower. :func:`faster_pool` is what
 :class:`jaxdl.layers.MaxPool2D` and :class:`~jaxdl.layers.AvgPool2D` ask; why, in
-``docs/performance.md``; ``tests/test_kernels.py`` holds it against ``reduce_window``.
+``docs/performance.md``; ``tests/test_fastpath.py`` holds it against ``reduce_window``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from jaxdl.kernels.policy import active
+from jaxdl.fastpath.policy import active
 
 
 def faster_pool(window: tuple[int, int], strides: tuple[int, int]) -> Callable | None:

@@ -5,7 +5,7 @@ process. The entry scripts (``experiments/``, the ``jaxdl`` command, ``benchmark
 call :func:`setup` first thing, as you may at the top of your own training script::
 
     import jaxdl
-    jaxdl.runtime.setup()        # before JAX's first computation
+    jaxdl.run.runtime.setup()        # before JAX's first computation
 
 It makes three settings, each of which can be left out:
 

@@ -1,7 +1,7 @@
 """Where jaxdl is installed from: the one setting the notebooks' Colab cells and the
 install hints in error messages are made from.
 
-``python3 -m jaxdl.project`` writes :func:`colab_cell` into the first code cell of every
+``python3 -m jaxdl.support.project`` writes :func:`colab_cell` into the first code cell of every
 notebook in ``notebooks/`` (a test checks that they agree with this file).
 """
 
@@ -20,13 +20,13 @@ Colab): :data:`DISTRIBUTION` once it is published on PyPI, or the git URL of the
 project's public repository (``git+https://...``). ``None``: the project has no public
 home yet, and the notebooks' Colab cell asks the user to set one."""
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]  # the checkout: jaxdl/support/project.py
 
 _COLAB_CELL = '''\
 # In Google Colab: install jaxdl, keeping Colab's own jax and its CUDA plugin. Elsewhere: nothing.
 import sys
 if "google.colab" in sys.modules:
-    JAXDL_INSTALL = {install!r}  # what pip installs jaxdl from (jaxdl/project.py: INSTALL_FROM)
+    JAXDL_INSTALL = {install!r}  # what pip installs jaxdl from (jaxdl/support/project.py: INSTALL_FROM)
     if JAXDL_INSTALL is None:
         raise RuntimeError("this copy of the notebook does not say where to install jaxdl from: set "
                            "JAXDL_INSTALL above to the project's PyPI name or a git+https:// URL of its "

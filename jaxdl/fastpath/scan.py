@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import math
 
-from jaxdl.kernels.policy import active
+from jaxdl.fastpath.policy import active
 
 
 def scan_epochs(step, state=None, batch=None, steps_per_epoch: int | None = None) -> bool:
-    """Whether an epoch of ``step(state, batch)`` (a :func:`jaxdl.kernels.jit` function, such
+    """Whether an epoch of ``step(state, batch)`` (a :func:`jaxdl.fastpath.jit` function, such
     as :func:`jaxdl.train.train_step`) should run as one ``lax.scan`` on the platform at hand.
     ``"small steps"`` needs ``state`` and ``batch`` to trace the step (without them: no)."""
     _, policy = active()
