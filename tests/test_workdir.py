@@ -51,6 +51,52 @@ def test_overwrite_refuses_a_folder_that_is_not_a_jaxdl_run(tmp_path):
     assert snapshot(tmp_path) == before  # not even a lock file
 
 
+@pytest.mark.parametrize("marker", ["junk", "{}", '{"jaxdl_run": 1, "experiment": "blobs"}',
+                                    '{"jaxdl_run": 1, "experiment": 3, "defines": {}, "may_change": {}, '
+                                    '"data": {}, "starts": []}', "link"])
+def test_a_marker_is_proof_not_a_name(tmp_path, marker):
+    # garbage, an empty object, missing or mistyped fields, or a link to another run's marker
+    other = tmp_path / "other"
+    assert script("blobs", "--workdir", other, "--epochs", "1").returncode == 0
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "important.txt").write_text("x")
+    if marker == "link":
+        (folder / W.MARKER).symlink_to(other / W.MARKER)
+    else:
+        (folder / W.MARKER).write_text(marker)
+    before = snapshot(tmp_path)
+    for how in ("--overwrite", "--resume"):
+        line = one_line_error(script("blobs", "--workdir", folder, how, "--epochs", "1"), str(folder),
+                              "not a jaxdl run")
+        assert ("symbolic link" in line) if marker == "link" else (W.MARKER in line)
+    assert snapshot(tmp_path) == before  # important.txt kept, no lock file, the other run untouched
+
+
+def test_the_lock_file_is_never_followed_and_alone_makes_no_run(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / W.LOCK).symlink_to(victim)
+    one_line_error(script("blobs", "--workdir", folder, "--epochs", "1"), "symbolic link")
+    assert victim.read_text() == "precious"
+    (folder / W.LOCK).unlink()
+    (folder / W.LOCK).write_text("12345\n")  # a lock file left alone: the folder is still empty
+    assert script("blobs", "--workdir", folder, "--epochs", "1").returncode == 0
+
+
+def test_what_a_killed_write_leaves_is_cleaned_up_on_the_next_start(tmp_path):
+    # a kill during a new run's first marker write leaves only jaxdl's temporary file
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / f".{W.MARKER}.4242-0123456789ab.tmp").write_text('{"jaxdl_run": 1, "exp')
+    assert script("blobs", "--workdir", folder, "--epochs", "1").returncode == 0
+    (folder / ".results.json.4243-0123456789ab.tmp").write_text("{")
+    assert script("blobs", "--workdir", folder, "--resume", "--epochs", "2").returncode == 0
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_overwrite_never_empties_the_current_or_home_directory(tmp_path, monkeypatch):
     # a jaxdl run that is the current directory, or home: refused by the path, marker or not
     run = tmp_path / "run"

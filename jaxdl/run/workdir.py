@@ -8,12 +8,17 @@ directory safe to point at, whatever a user types:
   flags that define the run, the data it read, the library versions and a line for
   every start. jaxdl writes only into an empty directory or one that carries the marker,
   and ``--overwrite`` empties only a directory with the marker -- never ``.``, ``~``,
-  ``/``, a directory that holds the current one, or the target of a symbolic link.
+  ``/``, a directory that holds the current one, or the target of a symbolic link. The
+  marker is proof, not a name: it must be a regular file (not a link) that parses as a
+  jaxdl run's marker with fields of the right types, or the directory is refused. What
+  a write killed before its rename leaves behind (``.jaxdl_run.json.<pid>-<id>.tmp``) is
+  recognised as jaxdl's and removed on the next start.
 * **A lock.** While a run lives it holds an operating-system lock on ``.jaxdl.lock``
   in the directory, so a second process that asks for the same directory is refused
   with a message instead of mixing its checkpoints into the first one's. The system
   drops the lock when the process ends, however it ends, so a killed run leaves no
-  stale lock behind.
+  stale lock behind. The lock file is never opened through a symbolic link, and on its
+  own it does not make a directory a run.
 * **Resume checks.** ``--resume`` continues a run only with the flags that define it
   (batch size, learning rate, seed, examples, the experiment's own choices, the data it
   read); it names every difference and refuses. Flags that may change -- the number of
@@ -27,17 +32,21 @@ import json
 import os
 import pathlib
 import shutil
+import stat
 import sys
 from typing import Any
 
 from jaxdl.errors import JaxdlError
-from jaxdl.support.files import atomic_path
+from jaxdl.support.files import atomic_path, is_temporary
 
 MARKER = "jaxdl_run.json"
 """The file that makes a directory a jaxdl run."""
 
 LOCK = ".jaxdl.lock"
 """The file a running process holds an operating-system lock on."""
+
+MARKER_FIELDS = {"experiment": str, "defines": dict, "may_change": dict, "data": dict, "starts": list}
+"""The fields of a marker, with their types."""
 
 
 class WorkDirectoryError(JaxdlError, RuntimeError):
@@ -81,7 +90,14 @@ class _FileLock:
 
     def __init__(self, path: pathlib.Path):
         self.path = path
-        self.file = open(path, "a+")
+        try:  # never through a link planted in its place: the link's target would be overwritten
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as err:
+            if path.is_symlink():
+                raise WorkDirectoryError(f"{path} is a symbolic link; jaxdl does not follow it. Remove it, or "
+                                         "give this run another --workdir") from None
+            raise
+        self.file = os.fdopen(fd, "r+")
         try:
             if sys.platform == "win32":
                 import msvcrt
@@ -135,10 +151,8 @@ class WorkDirectory:
         reason = _unsafe_to_empty(self.path) if overwrite and self.path.exists() else None
         if reason is not None:
             raise WorkDirectoryError(f"--overwrite will not empty {self.path}: {reason}")
-        if self._entries() and not self.marker_path.is_file():
-            raise WorkDirectoryError(
-                f"{self.path} holds files that are not a jaxdl run (it has no {MARKER}); jaxdl "
-                "neither writes into it nor deletes it: give this run another --workdir")
+        if self._entries():
+            self._read_marker()  # refuses a directory that is not a jaxdl run, before anything is written
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             self._lock = _FileLock(self.path / LOCK)
@@ -156,19 +170,30 @@ class WorkDirectory:
         return self.path / MARKER
 
     def _entries(self) -> list[pathlib.Path]:
+        """What the directory holds, less the lock file and jaxdl's own temporary files."""
         if not self.path.is_dir():
             return []
-        return [entry for entry in self.path.iterdir() if entry.name != LOCK]
+        return [entry for entry in self.path.iterdir() if entry.name != LOCK and not self._leftover(entry)]
+
+    @staticmethod
+    def _leftover(entry: pathlib.Path) -> bool:
+        """Whether ``entry`` is a temporary file of a write killed before its rename."""
+        return is_temporary(entry) and entry.is_file() and not entry.is_symlink()
+
+    def _remove_leftovers(self) -> None:
+        for entry in self.path.iterdir():
+            if self._leftover(entry):
+                entry.unlink(missing_ok=True)
 
     def _start(self, resume: bool, overwrite: bool) -> str:
         """Decide, under the lock, how this run starts, and write the marker."""
+        self._remove_leftovers()
         entries = self._entries()
         if not entries:
             self.marker = self._new_marker()
             how = "new"
-        elif not self.marker_path.is_file():  # filled by someone else since the first look
-            raise WorkDirectoryError(f"{self.path} holds files that are not a jaxdl run (no {MARKER})")
         elif overwrite:
+            self._read_marker()  # again, under the lock: only a jaxdl run is emptied
             for entry in entries:  # symbolic links are removed, never followed
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
@@ -198,16 +223,36 @@ class WorkDirectory:
                 "may_change": self.may_change, "data": {}, "versions": _versions(), "starts": []}
 
     def _read_marker(self) -> dict[str, Any]:
+        """The marker, if it proves that the directory is a jaxdl run; otherwise a
+        :class:`WorkDirectoryError` that says why jaxdl will neither write into the
+        directory nor empty it."""
+        problem, marker = self._marker_problem()
+        if problem is not None:
+            raise WorkDirectoryError(
+                f"{self.path} is not a jaxdl run that jaxdl can use: {problem}. jaxdl neither writes into it "
+                "nor deletes it (not even with --overwrite): give this run another --workdir")
+        return marker
+
+    def _marker_problem(self) -> tuple[str | None, dict[str, Any]]:
+        try:
+            info = os.lstat(self.marker_path)
+        except FileNotFoundError:
+            return f"it holds files but no {MARKER}", {}
+        if stat.S_ISLNK(info.st_mode):
+            return f"its {MARKER} is a symbolic link", {}
+        if not stat.S_ISREG(info.st_mode):
+            return f"its {MARKER} is not a regular file", {}
         try:
             marker = json.loads(self.marker_path.read_text())
-            if not isinstance(marker, dict) or marker.get("jaxdl_run") != 1:
-                raise ValueError("it is not a jaxdl run marker")
-            for field in ("experiment", "defines", "may_change", "data", "starts"):
-                marker[field]  # noqa: B018 -- a KeyError below names the missing field
-        except (OSError, ValueError, KeyError) as err:
-            raise WorkDirectoryError(f"cannot read {self.marker_path} ({type(err).__name__}: {err}); "
-                                     "start this run again with --overwrite") from err
-        return marker
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            return f"its {MARKER} cannot be read as JSON ({err})", {}
+        if not isinstance(marker, dict) or marker.get("jaxdl_run") != 1:
+            return f"its {MARKER} is not a jaxdl run marker", {}
+        for field, kind in MARKER_FIELDS.items():
+            if not isinstance(marker.get(field), kind):
+                return (f"its {MARKER} has no field {field!r} of type {kind.__name__} "
+                        f"(it has {type(marker.get(field)).__name__})"), {}
+        return None, marker
 
     def _write_marker(self) -> None:
         try:

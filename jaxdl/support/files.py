@@ -5,8 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import re
 import uuid
 from collections.abc import Iterator
+
+_TEMPORARY = re.compile(r"^\..+\.[0-9]+-[0-9a-f]{12}\.tmp$")
+
+
+def is_temporary(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is named as :func:`atomic_path`'s temporary files are: what a write
+    killed before its rename leaves behind."""
+    return _TEMPORARY.match(pathlib.Path(path).name) is not None
 
 
 @contextlib.contextmanager
@@ -19,7 +28,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[pathlib.Path]:
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.tmp")  # see is_temporary
     try:
         yield tmp
         os.replace(tmp, path)
