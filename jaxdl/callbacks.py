@@ -21,10 +21,10 @@ import jax
 import numpy as np
 
 from jaxdl import train as T
-from jaxdl.support.files import atomic_path
 from jaxdl.data.loader import Loader
 from jaxdl.epoch import BatchEvents
 from jaxdl.learner import Callback, CancelFitException, Learner
+from jaxdl.support.files import atomic_path
 
 def _epoch_line(learner: Learner) -> str:
     h = learner.history

@@ -40,7 +40,7 @@ from collections.abc import Sequence
 
 from jaxdl import fastpath
 from jaxdl import train as T
-from jaxdl.data.loader import Loader, check_loader
+from jaxdl.data.loader import Loader, check_loader, check_on_device
 from jaxdl.epoch import BatchEvents, ChunkPlan, EpochSums
 from jaxdl.errors import JaxdlError
 
@@ -231,10 +231,8 @@ def fit(state: T.TrainState, train_data: Loader, eval_data: Loader | None = None
     if steps_per_execution is not None and scan is False:
         raise ValueError("steps_per_execution sets the steps of a scanned epoch's chunks; it cannot go "
                          "with scan=False")
-    if (scan or steps_per_execution is not None) and not train_data.on_device:
-        raise ValueError(f"{'steps_per_execution' if scan is None else 'scan=True'} needs batches that live "
-                         f"on the device (DeviceBatches); {type(train_data).__name__} reads them on the host, "
-                         "one step at a time")
+    if scan or steps_per_execution is not None:
+        check_on_device(train_data, "steps_per_execution" if scan is None else "scan=True")
     if scan is None:
         scan = steps_per_execution is not None or (train_data.on_device and fastpath.scan_epochs(
             T.train_step, state, next(iter(train_data.epoch(0))), len(train_data)))

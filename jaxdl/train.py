@@ -43,7 +43,7 @@ except ImportError:  # JAX releases before shard_map left jax.experimental
 
 from jaxdl import fastpath
 from jaxdl import precision as mixed
-from jaxdl.data.loader import DeviceLoader, Gather, Loader
+from jaxdl.data.loader import DeviceLoader, Gather, Loader, check_on_device
 from jaxdl.losses import Loss, as_loss
 
 Batch = dict[str, jax.Array]
@@ -281,16 +281,10 @@ def scan_steps(state: TrainState, loader: DeviceLoader, epoch: int, start: int, 
     :class:`jaxdl.data.DeviceBatches`) as one :func:`train_steps_scanned` dispatch.
     ``order`` is the epoch's ``(indices, mask)`` when the caller has it already. Returns
     the state and the sums of every step of the epoch (zero outside the steps run)."""
-    _check_on_device(loader, "a scanned epoch")
+    check_on_device(loader, "a scanned epoch")
     indices, mask = loader.epoch_indices(epoch) if order is None else order
     return train_steps_scanned(state, loader.arrays, indices, mask, epoch, start, stop, loader.gather,
                                loader.sharding)
-
-
-def _check_on_device(loader: Loader, what: str) -> None:
-    if not loader.on_device:
-        raise ValueError(f"{what} needs a loader whose data lives on the device (DeviceBatches); "
-                         f"{type(loader).__name__} reads its batches on the host, one step at a time")
 
 
 def scan_epoch(state: TrainState, loader: DeviceLoader, epoch: int) -> tuple[TrainState, Metrics]:

@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl.data.loader import Batch, Gather, Transform
+from jaxdl.data.loader import Batch, Gather, Transform, augment_key
 
 
 def num_batches(num_examples: int, batch_size: int, drop_last: bool) -> int:
@@ -182,8 +182,7 @@ class HostBatches:
         return jax.device_put(batch, self.sharding) if self.sharding is not None else jax.device_put(batch)
 
     def _augment_batch(self, batch, step, epoch):
-        k = jax.random.fold_in(jax.random.fold_in(self.transform_key, epoch), step)
-        return {**batch, "x": self.transform(k, batch["x"])}
+        return {**batch, "x": self.transform(augment_key(self.transform_key, epoch, step), batch["x"])}
 
     def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
         """The batches of ``epoch``, from batch ``start`` on (to resume mid-epoch)."""

@@ -51,6 +51,13 @@ class Loader(Protocol):
         ...
 
 
+def augment_key(transform_key: jax.Array, epoch, step) -> jax.Array:
+    """The key that augments batch ``step`` of epoch ``epoch``, on the device or the host:
+    a function of the run's ``transform_key`` and the batch's place alone, so a resumed
+    run augments what an uninterrupted one would."""
+    return jax.random.fold_in(jax.random.fold_in(transform_key, epoch), step)
+
+
 @dataclasses.dataclass(frozen=True)
 class Gather:
     """Batch ``step`` of an epoch, taken out of arrays on the device: a pure function,
@@ -71,8 +78,7 @@ class Gather:
         row, weights = indices[step], mask[step]
         x = jnp.take(arrays["x"], row, axis=0)
         if self.transform is not None:
-            key = jax.random.fold_in(jax.random.fold_in(arrays["transform_key"], epoch), step)
-            x = self.transform(key, x)
+            x = self.transform(augment_key(arrays["transform_key"], epoch, step), x)
         return {"x": x, "y": jnp.take(arrays["y"], row, axis=0), "mask": weights}
 
 
@@ -89,6 +95,15 @@ class DeviceLoader(Loader, Protocol):
     def epoch_indices(self, epoch: int) -> tuple[jax.Array, jax.Array]:
         """Epoch ``epoch``'s ``(indices, mask)``, each ``(len(self), batch_size)``."""
         ...
+
+
+def check_on_device(loader: Loader, what: str) -> DeviceLoader:
+    """``loader`` if its data lives on the device; otherwise a ``ValueError`` that says
+    ``what`` (a scanned epoch, ``scan=True``, ...) needs it."""
+    if not loader.on_device:
+        raise ValueError(f"{what} needs batches that live on the device (DeviceBatches); "
+                         f"{type(loader).__name__} reads them on the host, one step at a time")
+    return loader
 
 
 def check_loader(data: Any, name: str) -> Loader:
