@@ -43,10 +43,13 @@ if root is None:  # the stand-in: footwear from Fashion-MNIST as a small RGB pho
 root = pathlib.Path(root)
 data.walk_through_dir(root)
 train_folder, test_folder = data.image_folder_splits(root, size)
+exp.check_data("images", train_folder, test_folder)  # a resume refuses a folder whose files changed
 train_set, test_set = train_folder.load(), test_folder.load()
 if cfg.examples is not None:
     train_set, test_set = train_set.take(cfg.examples), test_set.take(max(cfg.examples // 5, 1))
 classes = train_folder.classes
+image_path = image_path or test_folder.samples[0][0]
+image = data.read_image(image_path, size)[None]  # read before training: a wrong path is found now
 plots.display_random_images(train_set.images, train_set.labels, classes, jax.random.fold_in(exp.key, 0), n=5,
                             path=exp.path("random_images.png"), title="Training images")
 originals = train_set.images[:3]
@@ -65,8 +68,6 @@ plots.plot_loss_curves({"model_0 (no augmentation)": histories["model_0"],
                        exp.path("loss_curves.png"), title="TinyVGG: train (solid) and test (dashed)")
 
 # predict on one image file, as the course's "custom image" cell
-image_path = image_path or test_folder.samples[0][0]
-image = data.read_image(image_path, size)[None]
 probabilities = train.make_predictions(state, image)[0]
 label = int(probabilities.argmax())
 print(f"{image_path}: Pred: {classes[label]} | Prob: {probabilities[label]:.3f}")

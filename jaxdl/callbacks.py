@@ -15,6 +15,7 @@ import math
 import os
 import pathlib
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -25,6 +26,7 @@ from jaxdl.data.loader import Loader
 from jaxdl.epoch import BatchEvents
 from jaxdl.learner import Callback, CancelFitException, Learner
 from jaxdl.support.files import atomic_path
+from jaxdl.errors import ArgumentError
 
 def _epoch_line(learner: Learner) -> str:
     h = learner.history
@@ -120,13 +122,13 @@ class EarlyStopping(Callback):
 
     def __init__(self, monitor: str = "test_loss", patience: int = 3, mode: str = "min", min_delta: float = 0.0):
         if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+            raise ArgumentError(f"mode must be 'min' or 'max', got {mode!r}")
         self.monitor, self.patience, self.mode, self.min_delta = monitor, patience, mode, min_delta
         self.best, self.waited = None, 0
 
     def after_epoch(self, learner: Learner) -> None:
         if self.monitor not in learner.history:
-            raise KeyError(f"EarlyStopping monitors {self.monitor!r}, not one of {sorted(learner.history)}")
+            raise ArgumentError(f"EarlyStopping monitors {self.monitor!r}, not one of {sorted(learner.history)}")
         value = learner.history[self.monitor][-1]
         sign = 1 if self.mode == "min" else -1
         if self.best is None or sign * (self.best - value) > self.min_delta:
@@ -139,16 +141,28 @@ class EarlyStopping(Callback):
 
 def epoch_record(learner: Learner) -> dict[str, Any]:
     """This epoch's row for the loggers: epoch, step and the history's last values."""
-    row = {"epoch": learner.epoch, "step": int(learner.state.step)}
-    row.update({k: v[-1] for k, v in learner.history.items()})
-    return row
+    return history_row(learner.history, learner.epoch, int(learner.state.step), -1)
+
+
+def history_row(history: dict[str, list], epoch: int, step: int, index: int | None = None) -> dict[str, Any]:
+    """The loggers' row of ``epoch`` (at ``step``): its values in ``history`` (the
+    ``index``-th, by default the epoch's own)."""
+    index = epoch if index is None else index
+    return {"epoch": epoch, "step": step, **{k: v[index] for k, v in history.items()}}
+
+
+class DamagedLogWarning(UserWarning):
+    """A log row that did not read back (a line torn by a crash or a full disk); it was
+    dropped and the log rewritten."""
 
 
 class _EpochLog(Callback):
     """A file with one row per epoch. On a fit's first epoch the rows of that epoch and
     later ones -- written by an earlier fit that stopped after them but before its next
     checkpoint, and now being trained again -- are dropped, so a resumed run's log holds
-    each epoch once, as an uninterrupted run's does."""
+    each epoch once, as an uninterrupted run's does. The rows kept are rebuilt from the
+    history a checkpoint restored, where it holds them: a line torn by a crash is dropped
+    with a :class:`DamagedLogWarning` and written again whole."""
 
     order = 30
 
@@ -161,7 +175,18 @@ class _EpochLog(Callback):
 
     def before_epoch(self, learner: Learner) -> None:
         if self._first_epoch and self.path.exists():
-            rows = [row for row in self.read_rows() if int(row["epoch"]) < learner.epoch]
+            rows, damaged = self.read_rows()
+            restored = learner.history if learner.epoch and learner.history and all(
+                len(values) >= learner.epoch for values in learner.history.values()) else None
+            if damaged:
+                warnings.warn(f"{self.path}: {damaged} did not read back (torn by a crash?); dropped, and the log "
+                              + ("rewritten from the restored history" if restored else "rewritten without it"),
+                              DamagedLogWarning, stacklevel=2)
+            if restored is not None:
+                rows = [history_row(restored, epoch, (epoch + 1) * learner.steps_per_epoch)
+                        for epoch in range(learner.epoch)]
+            else:
+                rows = [row for row in rows if _epoch_of(row) is not None and _epoch_of(row) < learner.epoch]
             with atomic_path(self.path) as tmp:
                 self.write_rows(tmp, rows, "w")
         self._first_epoch = False
@@ -170,19 +195,30 @@ class _EpochLog(Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.write_rows(self.path, [epoch_record(learner)], "a")
 
-    def read_rows(self) -> list[dict]:
+    def read_rows(self) -> tuple[list[dict], str | None]:
+        """The rows that read back, and which did not (``None``: all did)."""
         raise NotImplementedError
 
     def write_rows(self, path: pathlib.Path, rows: list[dict], mode: str) -> None:
         raise NotImplementedError
 
 
+def _epoch_of(row: dict) -> int | None:
+    try:
+        return int(row["epoch"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 class CSVLogger(_EpochLog):
     """One row per epoch in a CSV file (header written once)."""
 
-    def read_rows(self) -> list[dict]:
-        with open(self.path, newline="") as f:
-            return list(csv.DictReader(f))
+    def read_rows(self) -> tuple[list[dict], str | None]:
+        with open(self.path, newline="", errors="replace") as f:
+            rows = list(csv.DictReader(f))
+        whole = [row for row in rows if None not in row and None not in row.values()]  # no field too many or few
+        torn = len(rows) - len(whole)
+        return whole, (f"{torn} row{'s' if torn > 1 else ''}" if torn else None)
 
     def write_rows(self, path: pathlib.Path, rows: list[dict], mode: str) -> None:
         if not rows:
@@ -199,8 +235,18 @@ class CSVLogger(_EpochLog):
 class JSONLogger(_EpochLog):
     """One JSON object per epoch in a JSON-lines file (big_vision style)."""
 
-    def read_rows(self) -> list[dict]:
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+    def read_rows(self) -> tuple[list[dict], str | None]:
+        rows, torn = [], []
+        for number, line in enumerate(self.path.read_text(errors="replace").splitlines(), 1):
+            try:
+                row = json.loads(line) if line.strip() else None
+            except ValueError:
+                row = "torn"
+            if isinstance(row, dict):
+                rows.append(row)
+            elif row is not None:
+                torn.append(str(number))
+        return rows, (f"line{'s' if len(torn) > 1 else ''} {', '.join(torn)}" if torn else None)
 
     def write_rows(self, path: pathlib.Path, rows: list[dict], mode: str) -> None:
         with open(path, mode) as f:

@@ -36,6 +36,8 @@ What makes a checkpoint trustworthy:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import pathlib
@@ -52,8 +54,9 @@ from flax import serialization
 from jaxdl import train as T
 from jaxdl.epoch import BatchEvents
 from jaxdl.learner import Callback, Learner, NonFiniteLossError
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import ArgumentError, JaxdlError
 from jaxdl.support.files import atomic_path
+from jaxdl.support.lock import FolderLock
 
 
 class CheckpointMismatchError(JaxdlError, ValueError):
@@ -69,6 +72,11 @@ class CheckpointDirectoryError(JaxdlError, RuntimeError):
 
 class CheckpointSaveError(JaxdlError, RuntimeError):
     """A checkpoint that Orbax did not write (skipped, or failed)."""
+
+
+class CheckpointDamagedError(JaxdlError, ValueError):
+    """A saved model or checkpoint that does not read back as it was written: damaged,
+    cut short, or not written by jaxdl."""
 
 
 class DamagedCheckpointWarning(UserWarning):
@@ -165,20 +173,27 @@ ITEMS = ("state", "progress")
 """The items of a jaxdl checkpoint: the TrainState's arrays, and a JSON of everything else."""
 
 
+def _check_keep(keep: int, best_mode: str) -> None:
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise ArgumentError(f"keep must be a positive int (checkpoints to keep), got {keep!r}")
+    if best_mode not in ("max", "min"):
+        raise ArgumentError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
+
+
 class CheckpointStore:
     """An Orbax ``CheckpointManager`` for :class:`TrainState` plus a JSON of loop progress
     and the arrays' checksums.
 
     Keeps the latest ``keep`` checkpoints, and (if ``best_metric`` is given) the best
-    one by that metric too.
+    one by that metric too. While open it holds the directory's lock
+    (:class:`~jaxdl.support.lock.FolderLock`): another store on the same directory, in
+    this process or another, is refused with :class:`CheckpointDirectoryError` until
+    :meth:`close` (or ``with CheckpointStore(...) as store:``).
     """
 
     def __init__(self, directory: str | os.PathLike, keep: int = 3, best_metric: str | None = None,
                  best_mode: str = "max"):
-        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be a positive int (checkpoints to keep), got {keep!r}")
-        if best_mode not in ("max", "min"):
-            raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
+        _check_keep(keep, best_mode)
         policies = [ocp.checkpoint_managers.LatestN(keep)]
         if best_metric is not None:
             policies.append(ocp.checkpoint_managers.BestN(
@@ -186,7 +201,14 @@ class CheckpointStore:
                 keep_checkpoints_without_metrics=False))
         self.directory = pathlib.Path(directory).absolute()
         self.damaged_directory = self.directory.with_name(self.directory.name + "_damaged")
-        self._check_foreign_folders()
+        open_directory(self.directory)
+        try:
+            # Held before Orbax starts: a new manager deletes the temporary folders it finds,
+            # which would be another process's save in flight.
+            self._lock = FolderLock(self.directory, CheckpointDirectoryError,
+                                    "give this run another checkpoint directory")
+        except OSError as err:
+            raise CheckpointDirectoryError(f"cannot keep checkpoints in {self.directory}: {err}") from err
         try:
             self.manager = ocp.CheckpointManager(
                 self.directory,
@@ -195,21 +217,11 @@ class CheckpointStore:
                 options=ocp.CheckpointManagerOptions(
                     preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
                     create=True, enable_async_checkpointing=True, cleanup_tmp_directories=True))
-        except OSError as err:
-            raise CheckpointDirectoryError(f"cannot keep checkpoints in {self.directory}: {err}") from err
-
-    def _check_foreign_folders(self) -> None:
-        """Orbax takes every step-numbered folder for a checkpoint, and will not save a step
-        below the newest one: a stray ``99999/`` would make every later save a no-op."""
-        if not self.directory.is_dir():
-            return
-        foreign = [entry.name for entry in sorted(self.directory.iterdir())
-                   if entry.name.isdigit() and not _written_by_jaxdl(entry)]
-        if foreign:
-            raise CheckpointDirectoryError(
-                f"{self.directory} holds {', '.join(foreign)}, named like checkpoints but not jaxdl "
-                f"checkpoints (neither Orbax's metadata nor {' or '.join(f'{item}/' for item in ITEMS)} inside); "
-                "move them out of the checkpoint directory: jaxdl does not guess what they are")
+        except BaseException as err:
+            self._lock.release()
+            if isinstance(err, OSError):
+                raise CheckpointDirectoryError(f"cannot keep checkpoints in {self.directory}: {err}") from err
+            raise
 
     def save(self, state: T.TrainState, progress: dict, metrics: dict | None = None) -> None:
         """Save ``state`` at its step with ``progress`` (a snapshot: copy what changes later)
@@ -220,6 +232,7 @@ class CheckpointStore:
             raise NonFiniteLossError(f"the training state became non-finite (NaN or infinite) by step "
                                        f"{step}; not saving it to {self.directory}")
         progress = {**progress, "checksums": checksums(state)}
+        progress["progress_digest"] = _progress_digest(progress)
         try:
             saved = self.manager.save(step, args=ocp.args.Composite(
                 state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)), metrics=metrics)
@@ -230,7 +243,7 @@ class CheckpointStore:
             latest = self.manager.latest_step()
             raise CheckpointSaveError(
                 f"Orbax did not save checkpoint {step} in {self.directory}: it holds step {latest}, "
-                "and it saves no step at or below its newest. Are two runs writing to one directory?")
+                "and Orbax saves no step at or below its newest: save steps in increasing order")
 
     def steps(self) -> list[int]:
         return sorted(self.manager.all_steps())
@@ -264,14 +277,15 @@ class CheckpointStore:
             except Exception as err:
                 errors.append(self._set_aside(candidate, f"{type(err).__name__}: {err}"))
                 continue
-            damage = _failed_checksums(restored["state"], restored["progress"].get("checksums"))
+            damage = _failed_checksums(restored["state"], restored["progress"])
             if damage:
                 errors.append(self._set_aside(candidate, damage))
                 continue
             return restored["state"], restored["progress"], candidate
         if step is not None:
-            raise CheckpointMismatchError(f"checkpoint {step} in {self.directory} is damaged: {errors[0]}")
-        raise RuntimeError(f"no checkpoint in {self.directory} could be restored:\n  " + "\n  ".join(errors))
+            raise CheckpointDamagedError(f"checkpoint {step} in {self.directory} is damaged: {errors[0]}")
+        raise CheckpointDamagedError(f"no checkpoint in {self.directory} could be restored ({'; '.join(errors)}); "
+                                     "start the run afresh in an empty directory")
 
     def _set_aside(self, step: int, reason: str) -> str:
         """Move a damaged checkpoint out of the manager's sight (so the step can be saved
@@ -284,11 +298,12 @@ class CheckpointStore:
         try:
             self.damaged_directory.mkdir(parents=True, exist_ok=True)
             shutil.move(str(source), str(target))
-            moved = f"moved it to {target}"
-        except OSError as err:
-            moved = f"could not move it aside ({err})"
+        except OSError as err:  # left in place, Orbax would refuse to save this step again
+            raise CheckpointDirectoryError(
+                f"checkpoint {step} in {self.directory} is damaged ({reason}) and could not be moved aside to "
+                f"{target} ({err}); move or delete {source} yourself, then resume") from None
         self.manager.reload()
-        message = f"checkpoint {step} in {self.directory} is damaged ({reason}); {moved}"
+        message = f"checkpoint {step} in {self.directory} is damaged ({reason}); moved it to {target}"
         warnings.warn(message + "; trying the previous one", DamagedCheckpointWarning, stacklevel=3)
         return message
 
@@ -317,7 +332,34 @@ class CheckpointStore:
                                       f"{type(err).__name__}: {err}") from err
 
     def close(self) -> None:
-        self.manager.close()
+        """Stop Orbax's threads and give the directory back to other processes."""
+        try:
+            self.manager.close()
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> CheckpointStore:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_directory(directory: pathlib.Path) -> None:
+    """Create a checkpoint directory, or refuse one holding step-numbered folders that are
+    not jaxdl's: Orbax takes every one for a checkpoint, and will not save a step below
+    the newest, so a stray ``99999/`` would make every later save a no-op."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CheckpointDirectoryError(f"cannot keep checkpoints in {directory}: {err}") from err
+    foreign = [entry.name for entry in sorted(directory.iterdir())
+               if entry.name.isdigit() and not _written_by_jaxdl(entry)]
+    if foreign:
+        raise CheckpointDirectoryError(
+            f"{directory} holds {', '.join(foreign)}, named like checkpoints but not jaxdl "
+            f"checkpoints (neither Orbax's metadata nor {' or '.join(f'{item}/' for item in ITEMS)} inside); "
+            "move them out of the checkpoint directory: jaxdl does not guess what they are")
 
 
 def _written_by_jaxdl(folder: pathlib.Path) -> bool:
@@ -330,11 +372,32 @@ def _written_by_jaxdl(folder: pathlib.Path) -> bool:
     return "_CHECKPOINT_METADATA" in names or bool(names & set(ITEMS))
 
 
-def _failed_checksums(state, saved: dict[str, int] | None) -> str | None:
-    """Why ``state`` does not match the checksums saved with it, or ``None``."""
-    if saved is None:
-        return None  # written before checkpoints carried checksums
-    now = checksums(state)
+def _progress_digest(progress: dict) -> str:
+    """A SHA-256 of the progress record (less this digest), as JSON with sorted keys."""
+    record = {k: v for k, v in progress.items() if k != "progress_digest"}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+PROGRESS_FIELDS = {"history": dict, "epoch_sums": (dict, type(None)), "steps_per_epoch": int, "batch_size": int,
+                   "checksums": dict, "progress_digest": str}
+"""The fields of the progress record the :class:`Checkpoint` callback saves beside the
+arrays, with their types (the last two are added to every record a store saves)."""
+
+
+def _failed_checksums(state, progress: Any) -> str | None:
+    """Why ``state`` and the progress record saved with it do not match their checksums
+    (or are no record of jaxdl's), or ``None``."""
+    if not isinstance(progress, dict):
+        return "its progress record is not a JSON object"
+    for field in ("checksums", "progress_digest"):
+        if field not in progress:
+            return f"its progress record has no {field!r}"
+    for field, kind in PROGRESS_FIELDS.items():
+        if field in progress and (not isinstance(progress[field], kind) or isinstance(progress[field], bool)):
+            return f"its progress record's {field!r} is a {type(progress[field]).__name__}"
+    if progress["progress_digest"] != _progress_digest(progress):
+        return "its progress record (history, epoch sums) does not match its checksum"
+    saved, now = progress["checksums"], checksums(state)
     bad = [name for name in sorted(set(saved) | set(now)) if saved.get(name) != now.get(name)]
     if bad:
         return f"{', '.join(bad[:3])}{' and others' if len(bad) > 3 else ''} do not match their checksums"
@@ -358,7 +421,11 @@ class Checkpoint(Callback):
     keep the last ``keep`` and the best by ``best_metric`` (a history key such as
     ``"test_acc"``); with ``resume``, continue from the latest good checkpoint found
     there. Without ``resume``, a directory that already holds checkpoints is refused:
-    two runs never mix in one."""
+    two runs never mix in one. During a fit the directory is locked: a second process
+    (or a second fit in this one) that asks for it is refused at once.
+
+    A resume continues training towards the ``epochs`` the fit asks for; a checkpoint
+    already past them is refused (its model would not be the one asked for)."""
 
     order = 40  # after the loggers: a checkpoint marks an epoch as done
 
@@ -367,8 +434,12 @@ class Checkpoint(Callback):
                  every_n_epochs: int = 1, print_fn=print):
         for name, value, least in (("every_n_steps", every_n_steps, 0), ("every_n_epochs", every_n_epochs, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-        self.store = CheckpointStore(directory, keep, best_metric, best_mode)
+                raise ArgumentError(f"{name} must be an int >= {least}, got {value!r}")
+        _check_keep(keep, best_mode)
+        self.directory = pathlib.Path(directory).absolute()
+        open_directory(self.directory)  # what is wrong with it is found now, not when training starts
+        self._options = (keep, best_metric, best_mode)
+        self.store: CheckpointStore | None = None  # open, and the directory locked, only during a fit
         self.every_n_steps, self.every_n_epochs = every_n_steps, every_n_epochs
         self.resume, self.best_metric = resume, best_metric
         self.print_fn = print_fn
@@ -376,6 +447,7 @@ class Checkpoint(Callback):
 
     def before_fit(self, learner: Learner) -> None:
         self.latest = None
+        self.store = CheckpointStore(self.directory, *self._options)
         steps = self.store.steps()
         if steps and not self.resume:
             raise CheckpointDirectoryError(
@@ -394,14 +466,26 @@ class Checkpoint(Callback):
                       f"step {step})")
 
     def _check_same_epochs(self, learner: Learner, progress: dict, step: int) -> None:
+        missing = [field for field in ("history", "steps_per_epoch", "batch_size") if field not in progress]
+        if missing:
+            raise CheckpointMismatchError(
+                f"checkpoint {self.store.path(step)} was not saved by a Checkpoint callback (its progress "
+                f"record has no {', '.join(missing)}); resume it with CheckpointStore.restore, or start in an "
+                "empty directory")
         saved = (progress.get("steps_per_epoch"), progress.get("batch_size"))
         now = (learner.steps_per_epoch, learner.train_data.batch_size)
-        if saved[0] is not None and saved != now:
+        if saved != now:
             raise CheckpointMismatchError(
                 f"checkpoint {self.store.path(step)} was saved by a run of {saved[0]} steps an epoch "
                 f"(batch size {saved[1]}); this one has {now[0]} (batch size {now[1]}), so its step "
                 f"{step} would mean another point of training. Resume with the same data and batch "
                 "size, or start in an empty directory")
+        trained = step / learner.steps_per_epoch
+        if step > learner.epochs * learner.steps_per_epoch:
+            raise CheckpointMismatchError(
+                f"checkpoint {self.store.path(step)} has trained {trained:g} epochs (step {step}), more than "
+                f"the {learner.epochs} this fit asks for; ask for at least {math.ceil(trained)} epochs to "
+                "resume it, or start in an empty directory")
 
     def batch_events(self, learner: Learner) -> BatchEvents:
         return BatchEvents(every_steps=self.every_n_steps or None)  # a scanned epoch stops for the saves at N, 2N, ...
@@ -427,46 +511,84 @@ class Checkpoint(Callback):
             return
         metrics = {k: v[-1] for k, v in learner.history.items() if not math.isnan(v[-1])}
         if self.best_metric is not None and self.best_metric not in metrics:
-            raise KeyError(f"best_metric {self.best_metric!r} is not among this run's metrics {sorted(metrics)}")
+            raise ArgumentError(f"best_metric {self.best_metric!r} is not among this run's metrics {sorted(metrics)}")
         self._save(learner, None, metrics=metrics)
 
     def after_fit(self, learner: Learner) -> None:
         if isinstance(learner.error, NonFiniteLossError):
             if self.latest is None:
-                learner.error.add_note(f"No checkpoint of this run in {self.store.directory} precedes it.")
+                learner.error.add_note(f"No checkpoint of this run in {self.directory} precedes it.")
             else:
                 learner.error.add_note(
-                    f"The latest checkpoint, step {self.latest} ({self.store.path(self.latest)}), was saved "
+                    f"The latest checkpoint, step {self.latest} ({self.directory / str(self.latest)}), was saved "
                     "before it; a resume starts there, but with the same settings the loss will diverge "
                     "again: start afresh with a lower learning rate, or fix the data.")
+        if self.store is None:  # an earlier callback's before_fit failed
+            return
         try:
             self.store.wait()
         except CheckpointSaveError:
             if learner.error is None:
                 raise  # else the error that ended the fit is the one to see
+        finally:
+            self.store.close()
+            self.store = None
+
+
+MODEL_FORMAT = "jaxdl.save_model/1"
+"""The first field of a file :func:`save_model` writes."""
 
 
 def save_model(path: str | os.PathLike, state_or_variables) -> pathlib.Path:
     """Save a model's inference weights (``params`` and any ``batch_stats``) to one file,
     like ``torch.save(model.state_dict(), path)``. Written to a temporary file and
-    renamed, so a crash never leaves half a file under ``path``."""
+    renamed, so a crash never leaves half a file under ``path``.
+
+    The file is msgpack: the variables (Flax's ``serialization.to_bytes``) and their
+    SHA-256, which :func:`load_model` checks."""
     variables = getattr(state_or_variables, "variables", state_or_variables)
+    payload = serialization.to_bytes(jax.device_get(variables))
+    record = {"format": MODEL_FORMAT, "variables": payload, "sha256": hashlib.sha256(payload).hexdigest()}
     with atomic_path(path) as tmp:
-        tmp.write_bytes(serialization.to_bytes(jax.device_get(variables)))
+        tmp.write_bytes(serialization.msgpack_serialize(record))
     return pathlib.Path(path)
 
 
 def load_model(path: str | os.PathLike, target) -> dict:
     """Load weights saved by :func:`save_model` into the structure of ``target`` (the
-    variables of a freshly initialised model, or ``jax.eval_shape`` of its ``init``);
-    refuses weights of another model with :class:`CheckpointMismatchError`."""
+    variables of a freshly initialised model, or ``jax.eval_shape`` of its ``init``).
+
+    What is loaded is checked before it is used: a file that is damaged (its checksum
+    fails), not written by :func:`save_model`, or cut short raises
+    :class:`CheckpointDamagedError`; weights of another model (other arrays or shapes),
+    of another dtype than ``target``'s, or holding NaN or infinite values raise
+    :class:`CheckpointMismatchError`."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
     try:
-        saved = serialization.msgpack_restore(path.read_bytes())
+        record = serialization.msgpack_restore(path.read_bytes())
     except Exception as err:
-        raise ValueError(f"{path} is not a model saved by jaxdl.save_model ({err}); is it truncated?") from err
+        raise CheckpointDamagedError(f"{path} is not a model saved by jaxdl's save_model, or it is damaged or "
+                                     f"cut short ({type(err).__name__}: {err})") from None
+    if not isinstance(record, dict) or record.get("format") != MODEL_FORMAT:
+        raise CheckpointDamagedError(f"{path} is not a model saved by jaxdl's save_model (it has no "
+                                     f"{MODEL_FORMAT!r} header); save the model again with save_model")
+    payload = record.get("variables")
+    if not isinstance(payload, bytes) or hashlib.sha256(payload).hexdigest() != record.get("sha256"):
+        raise CheckpointDamagedError(f"{path} is damaged: its weights do not match their checksum; "
+                                     "load an intact copy, or save the model again")
+    saved = serialization.msgpack_restore(payload)
     target = getattr(target, "variables", target)
     check_compatible(saved, target, str(path))
+    names, wanted = _leaf_names(target)
+    have = dict(zip(*_leaf_names(saved)))
+    for name, want in zip(names, wanted):
+        leaf = np.asarray(have[name])
+        if leaf.dtype != np.dtype(want.dtype):
+            raise CheckpointMismatchError(f"{path}: {name} is {leaf.dtype} but this model needs {want.dtype}; "
+                                          "was it saved from another model, or converted?")
+        if np.issubdtype(leaf.dtype, np.inexact) and not np.isfinite(leaf).all():
+            raise CheckpointMismatchError(f"{path}: {name} holds NaN or infinite values; a model trained "
+                                          "until it diverged cannot predict. Load an earlier checkpoint")
     return jax.tree.map(jnp.asarray, serialization.from_state_dict(target, saved))

@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxdl.errors import ArgumentError, ShapeError
+
 Padding = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
 """``3``, ``(1, 2)``, ``((top, bottom), (left, right))``, ``'SAME'`` or ``'VALID'``."""
 
@@ -64,9 +66,9 @@ def pair(value: int | Sequence[int], name: str, minimum: int | None = None) -> t
         except TypeError:
             values = ()
         if len(values) != 2 or not all(_is_int(v) for v in values):
-            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+            raise ArgumentError(f"{name} must be an int or a pair of ints, got {value!r}")
     if minimum is not None and min(values) < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+        raise ArgumentError(f"{name} must be at least {minimum}, got {value!r}")
     return int(values[0]), int(values[1])
 
 
@@ -79,7 +81,7 @@ def conv_output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation
     """
     effective_k = dilation * (k - 1) + 1
     if n + 2 * padding < effective_k:
-        raise ValueError(
+        raise ShapeError(
             f"kernel of size {k} (dilation {dilation}) does not fit an input of size {n} "
             f"with padding {padding}"
         )
@@ -103,7 +105,7 @@ def resolve_padding(
         if mode == "VALID":
             return (0, 0), (0, 0)
         if mode != "SAME":
-            raise ValueError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
+            raise ArgumentError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
         pads = []
         for n, k, s, d in zip(in_hw, kernel_hw, strides, dilation):
             effective_k = d * (k - 1) + 1
@@ -119,21 +121,21 @@ def resolve_padding(
         return (ph, ph), (pw, pw)
     if len(padding) == 2:
         return pair(padding[0], "padding[0]", 0), pair(padding[1], "padding[1]", 0)
-    raise ValueError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
+    raise ArgumentError(f"padding must be 'SAME', 'VALID', an int or pairs, got {padding!r}")
 
 
 def _check_conv_inputs(images, kernels) -> None:
     if images.ndim != 4:
-        raise ValueError(
+        raise ShapeError(
             f"images must be NHWC (batch, height, width, channels), got shape {tuple(images.shape)}"
         )
     if kernels.ndim != 4:
-        raise ValueError(
+        raise ShapeError(
             "kernels must be HWIO (height, width, in_channels, out_channels), "
             f"got shape {tuple(kernels.shape)}"
         )
     if images.shape[-1] != kernels.shape[2]:
-        raise ValueError(
+        raise ShapeError(
             f"images have {images.shape[-1]} channels (shape {tuple(images.shape)}) but kernels "
             f"expect {kernels.shape[2]} (shape {tuple(kernels.shape)})"
         )

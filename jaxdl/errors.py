@@ -13,3 +13,17 @@ from __future__ import annotations
 
 class JaxdlError(Exception):
     """Base class of the errors whose message says what went wrong and what to do."""
+
+
+class ArgumentError(JaxdlError, ValueError):
+    """An argument outside what it may be; the message names the argument and what it may be."""
+
+
+class ArgumentTypeError(JaxdlError, TypeError):
+    """An argument of a type jaxdl does not take; the message names the argument and the types it takes."""
+
+
+class ShapeError(JaxdlError, ValueError):
+    """Arrays whose shapes do not fit together: a model given images of another size,
+    labels shaped ``(N, 1)`` where ``(N,)`` is meant, a kernel larger than its input.
+    The message gives both shapes."""

@@ -33,6 +33,7 @@ from jax import lax
 
 from jaxdl import conv as conv_lib
 from jaxdl import fastpath
+from jaxdl.errors import ArgumentError, ArgumentTypeError, ShapeError
 
 Array = jax.Array
 
@@ -104,35 +105,39 @@ def torch_bias_init(weight_fan_in: int):
 
 def check_input(x, layer: str, *, ndim: int | None = None, min_ndim: int | None = None,
                 layout: str = "", channels: int | None = None) -> None:
-    """Raise a ``ValueError`` / ``TypeError`` that names what ``layer`` expected and got."""
+    """Raise a :class:`~jaxdl.errors.ShapeError` / :class:`~jaxdl.errors.ArgumentTypeError`
+    that names what ``layer`` expected and got."""
     shape = tuple(x.shape)
     if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise TypeError(
+        raise ArgumentTypeError(
             f"{layer} expects a floating-point input, got dtype {x.dtype} with shape {shape}; "
             "convert integer images with x.astype(jnp.float32) / 255"
         )
     if ndim is not None and x.ndim != ndim:
-        raise ValueError(f"{layer} expects a rank-{ndim} input {layout}, got shape {shape}")
+        raise ShapeError(f"{layer} expects a rank-{ndim} input {layout}, got shape {shape}")
     if min_ndim is not None and x.ndim < min_ndim:
-        raise ValueError(f"{layer} expects an input of rank >= {min_ndim} {layout}, got shape {shape}")
+        raise ShapeError(f"{layer} expects an input of rank >= {min_ndim} {layout}, got shape {shape}")
+    if 0 in shape[1:]:  # e.g. no channels: there is nothing to compute, and fan-in would be 0
+        raise ShapeError(f"{layer} got an input of shape {shape}, with an axis of size 0 after the batch axis; "
+                         f"expected {layout or 'at least one value per example'}")
     if channels is not None and shape[-1] != channels:
         expected = shape[:-1] + (channels,)
-        raise ValueError(f"{layer} expects {channels} input features/channels, i.e. shape "
+        raise ShapeError(f"{layer} expects {channels} input features/channels, i.e. shape "
                          f"{expected}, got shape {shape}")
 
 
 def check_count(value, name: str, layer: str) -> None:
-    """Raise a ``ValueError`` unless ``value`` is a positive int (a number of features)."""
+    """Raise an :class:`~jaxdl.errors.ArgumentError` unless ``value`` is a positive int (a number of features)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+        raise ArgumentError(f"{layer}: {name} must be a positive int, got {value!r}")
 
 
 def check_padding(padding, layer: str) -> None:
-    """Raise a ``ValueError`` unless ``padding`` is one that :func:`jaxdl.conv.resolve_padding` takes."""
+    """Raise an :class:`~jaxdl.errors.ArgumentError` unless ``padding`` is one that :func:`jaxdl.conv.resolve_padding` takes."""
     try:
         conv_lib.resolve_padding(padding, (1, 1), (1, 1))
     except (ValueError, TypeError) as err:
-        raise ValueError(f"{layer}: {err}") from None
+        raise ArgumentError(f"{layer}: {err}") from None
 
 
 def wide(x: Array) -> Array:
@@ -204,7 +209,7 @@ class Conv2D(nn.Module):
             try:
                 conv_lib.pair(getattr(self, name), name, minimum=1)
             except ValueError as err:
-                raise ValueError(f"Conv2D: {err}") from None
+                raise ArgumentError(f"Conv2D: {err}") from None
         check_padding(self.padding, "Conv2D")
         super().__post_init__()
 
@@ -231,7 +236,7 @@ def _check_pool_arguments(window, strides, padding, name: str) -> None:
             try:
                 conv_lib.pair(value, arg, minimum=1)
             except ValueError as err:
-                raise ValueError(f"{name}: {err}") from None
+                raise ArgumentError(f"{name}: {err}") from None
     check_padding(padding, name)
 
 
@@ -244,7 +249,7 @@ def _pool(x: Array, init, op, window, strides, padding, name: str) -> Array:
     (pt, pb), (pl, pr) = conv_lib.resolve_padding(padding, x.shape[1:3], (wh, ww), (sh, sw))
     h, w = x.shape[1] + pt + pb, x.shape[2] + pl + pr
     if h < wh or w < ww:
-        raise ValueError(f"{name}: a {wh}x{ww} window does not fit an input of {x.shape[1]}x{x.shape[2]} "
+        raise ShapeError(f"{name}: a {wh}x{ww} window does not fit an input of {x.shape[1]}x{x.shape[2]} "
                          f"(padded to {h}x{w}); input shape {tuple(x.shape)}")
     fast = fastpath.faster_pool((wh, ww), (sh, sw))
     if fast is not None:  # the same pool by a faster route here (jaxdl.fastpath)
@@ -293,7 +298,7 @@ class Dropout(nn.Module):
 
     def __post_init__(self):
         if not 0.0 <= self.rate < 1.0:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {self.rate}")
+            raise ArgumentError(f"Dropout rate must be in [0, 1), got {self.rate}")
         super().__post_init__()
 
     @nn.compact
@@ -325,9 +330,9 @@ class BatchNorm(nn.Module):
 
     def __post_init__(self):
         if not 0.0 <= self.momentum <= 1.0:
-            raise ValueError(f"BatchNorm momentum must be in [0, 1], got {self.momentum}")
+            raise ArgumentError(f"BatchNorm momentum must be in [0, 1], got {self.momentum}")
         if not self.epsilon > 0:
-            raise ValueError(f"BatchNorm epsilon must be > 0, got {self.epsilon}")
+            raise ArgumentError(f"BatchNorm epsilon must be > 0, got {self.epsilon}")
         super().__post_init__()
 
     @nn.compact
@@ -405,9 +410,9 @@ class Pad2D(nn.Module):
         p = self.padding
         sides = (p,) * 4 if isinstance(p, int) else tuple(p)
         if len(sides) != 4:
-            raise ValueError(f"Pad2D padding must be an int or (left, right, top, bottom), got {p!r}")
+            raise ArgumentError(f"Pad2D padding must be an int or (left, right, top, bottom), got {p!r}")
         left, right, top, bottom = sides
         if x.shape[1] + top + bottom <= 0 or x.shape[2] + left + right <= 0:
-            raise ValueError(f"Pad2D({self.padding}) crops away all of an input of shape {tuple(x.shape)}")
+            raise ArgumentError(f"Pad2D({self.padding}) crops away all of an input of shape {tuple(x.shape)}")
         config = ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0))
         return lax.pad(x, jnp.zeros((), x.dtype), config)

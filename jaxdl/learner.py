@@ -42,7 +42,7 @@ from jaxdl import fastpath
 from jaxdl import train as T
 from jaxdl.data.loader import Loader, check_loader, check_on_device
 from jaxdl.epoch import BatchEvents, ChunkPlan, EpochSums
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import ArgumentError, ArgumentTypeError, JaxdlError
 
 EVENTS = ("before_fit", "before_epoch", "before_batch", "after_batch", "after_epoch", "after_fit",
           "after_cancel_batch", "after_cancel_epoch", "after_cancel_fit")
@@ -213,23 +213,23 @@ def fit(state: T.TrainState, train_data: Loader, eval_data: Loader | None = None
     :class:`Learner` and the module docstring for the events.
     """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise ValueError(f"epochs must be a whole number >= 0, got {epochs!r}")
+        raise ArgumentError(f"epochs must be a whole number >= 0, got {epochs!r}")
     if steps_per_execution is not None and (isinstance(steps_per_execution, bool)
                                             or not isinstance(steps_per_execution, int) or steps_per_execution < 1):
-        raise ValueError(f"steps_per_execution must be a whole number >= 1, got {steps_per_execution!r}")
+        raise ArgumentError(f"steps_per_execution must be a whole number >= 1, got {steps_per_execution!r}")
     check_loader(train_data, "train_data")
     if eval_data is not None:
         check_loader(eval_data, "eval_data")
     bad = [type(cb).__name__ for cb in callbacks if not isinstance(cb, Callback)]
     if bad:
-        raise TypeError(f"callbacks must be jaxdl.learner.Callback objects; got {', '.join(bad)}")
+        raise ArgumentTypeError(f"callbacks must be jaxdl.learner.Callback objects; got {', '.join(bad)}")
     if precision is not None:
         state = T.with_precision(state, precision)
     T.check_targets(state, train_data, "the training data")
     if eval_data is not None:
         T.check_targets(state, eval_data, "the evaluation data")
     if steps_per_execution is not None and scan is False:
-        raise ValueError("steps_per_execution sets the steps of a scanned epoch's chunks; it cannot go "
+        raise ArgumentError("steps_per_execution sets the steps of a scanned epoch's chunks; it cannot go "
                          "with scan=False")
     if scan or steps_per_execution is not None:
         check_on_device(train_data, "steps_per_execution" if scan is None else "scan=True")

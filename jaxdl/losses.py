@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.support.labels import LabelError, check_labels
+from jaxdl.errors import ArgumentError, ShapeError
 
 
 def _per_example(values: jax.Array) -> jax.Array:
@@ -41,8 +42,10 @@ class Loss:
     def predicted_labels(self, outputs) -> jax.Array | None:
         return None
 
-    def check_targets(self, targets, num_outputs: int, where: str) -> None:
-        """Raise a ``ValueError`` naming the first target this loss cannot take."""
+    def check_targets(self, targets, output_shape: tuple[int, ...], where: str) -> None:
+        """Raise a :class:`~jaxdl.errors.ShapeError` or :class:`LabelError` naming what of
+        ``targets`` this loss cannot take from a model whose outputs have
+        ``output_shape`` (one example's batch of them)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +86,11 @@ class BCEWithLogitsLoss(Loss):
     def predicted_labels(self, outputs):
         return (outputs.reshape(outputs.shape[0], -1)[:, 0] > 0).astype(jnp.int32)
 
-    def check_targets(self, targets, num_outputs, where):
+    def check_targets(self, targets, output_shape, where):
         targets = jnp.asarray(targets)
+        if targets.ndim != 1 and targets.shape[1:] != tuple(output_shape[1:]):
+            raise ShapeError(f"the labels of {where} have shape {tuple(targets.shape)}; a binary cross-entropy "
+                             f"takes one 0 or 1 per example, shape ({targets.shape[0]},)")
         bad = int(jnp.flatnonzero((targets != 0) & (targets != 1), size=1, fill_value=-1)[0])
         if bad >= 0:
             raise LabelError(f"label {np.asarray(targets).ravel()[bad]} at index {bad} of {where} "
@@ -108,9 +114,14 @@ class CrossEntropyLoss(Loss):
     def predicted_labels(self, outputs):
         return jnp.argmax(outputs, axis=-1)
 
-    def check_targets(self, targets, num_outputs, where):
+    def check_targets(self, targets, output_shape, where):
+        targets = jnp.asarray(targets)
+        if targets.ndim != 1:
+            hint = f"; flatten them with y.reshape(-1)" if targets.size == targets.shape[0] else ""
+            raise ShapeError(f"the labels of {where} have shape {tuple(targets.shape)}; a cross-entropy takes "
+                             f"one class index per example, shape ({targets.shape[0]},){hint}")
         # a label of -1 would silently count as the last class, one of K gives a NaN loss
-        check_labels(targets, num_outputs, where)
+        check_labels(targets, output_shape[-1], where)
 
 
 LOSSES: dict[str, Loss] = {loss.name: loss for loss in (L1Loss(), MSELoss(), BCEWithLogitsLoss(), CrossEntropyLoss())}
@@ -122,5 +133,5 @@ def as_loss(loss: str | Loss) -> Loss:
     if isinstance(loss, Loss):
         return loss
     if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a Loss")
+        raise ArgumentError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)} or pass a Loss")
     return LOSSES[loss]

@@ -22,7 +22,8 @@ import numpy as np
 
 from jaxdl import train as T
 from jaxdl.epoch import BatchEvents
-from jaxdl.learner import Callback, CancelFitException, Learner, fit
+from jaxdl.learner import Callback, CancelFitException, Learner, NonFiniteLossError, fit
+from jaxdl.errors import ArgumentError
 
 
 class LRFinder(Callback):
@@ -72,6 +73,10 @@ class LRFindResult:
         """A tenth of the rate at the lowest smoothed loss: on the falling part of the
         curve, safely before it turns up."""
         smoothed = self.smoothed()
+        if not np.isfinite(smoothed).any():
+            raise NonFiniteLossError(
+                f"every one of the {len(self.losses)} losses of the learning-rate finder was NaN or infinite, so "
+                "there is no rate to suggest; check the data for NaN or infinite values, or start lower")
         finite = np.where(np.isfinite(smoothed), smoothed, np.inf)
         return float(self.rates[int(np.argmin(finite))]) / 10
 
@@ -85,9 +90,9 @@ def lr_find(state: T.TrainState, train_data, optimizer: str = "sgd", *, start: f
     and losses. ``state`` is not changed: train it afterwards with the rate you pick
     (:attr:`LRFindResult.suggestion`, or a look at :func:`plot_lr_find`)."""
     if not 0 < start < end:
-        raise ValueError(f"lr_find needs 0 < start < end, got start={start!r}, end={end!r}")
+        raise ArgumentError(f"lr_find needs 0 < start < end, got start={start!r}, end={end!r}")
     if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
-        raise ValueError(f"num_steps must be a whole number >= 2, got {num_steps!r}")
+        raise ArgumentError(f"num_steps must be a whole number >= 2, got {num_steps!r}")
     growth = (end / start) ** (1 / (num_steps - 1))
 
     def rate(step):  # optax calls it with the count of updates so far: 0 for the first step
@@ -100,7 +105,9 @@ def lr_find(state: T.TrainState, train_data, optimizer: str = "sgd", *, start: f
                           step=jnp.zeros_like(state.step), rng=jnp.copy(state.rng))
     finder = LRFinder(rate, num_steps, divergence)
     fit(trial, train_data, epochs=-(-num_steps // len(train_data)), callbacks=[finder], scan=False)
-    return LRFindResult(tuple(finder.rates), tuple(finder.losses))
+    result = LRFindResult(tuple(finder.rates), tuple(finder.losses))
+    result.suggestion  # noqa: B018 -- raises now, not in a later plot, when no loss was finite
+    return result
 
 
 def plot_lr_find(result: LRFindResult, path: str | os.PathLike | None = None, title: str = "Learning-rate finder"):

@@ -12,12 +12,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl.errors import ShapeError
+from jaxdl.support.labels import LabelError
+
 
 def accuracy_fn(y_true, y_pred) -> float:
     """Percentage of predictions equal to the labels: the course's ``accuracy_fn``."""
     y_true, y_pred = jnp.asarray(y_true), jnp.asarray(y_pred)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true has shape {tuple(y_true.shape)} but y_pred {tuple(y_pred.shape)}")
+        raise ShapeError(f"y_true has shape {tuple(y_true.shape)} but y_pred {tuple(y_pred.shape)}")
     return float(jnp.mean(y_true == y_pred) * 100)
 
 
@@ -64,7 +67,7 @@ class Accuracy(Metric):
     def calc(self, inputs, targets):
         inputs, targets = jnp.asarray(inputs), jnp.asarray(targets)
         if inputs.shape != targets.shape:
-            raise ValueError(f"predictions have shape {tuple(inputs.shape)} but targets {tuple(targets.shape)}")
+            raise ShapeError(f"predictions have shape {tuple(inputs.shape)} but targets {tuple(targets.shape)}")
         return jnp.mean(inputs == targets)
 
 
@@ -74,9 +77,9 @@ def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     y_true = np.asarray(y_true, np.int64).ravel()
     y_pred = np.asarray(y_pred, np.int64).ravel()
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"{y_true.size} labels but {y_pred.size} predictions")
+        raise ShapeError(f"{y_true.size} labels but {y_pred.size} predictions")
     bad = (y_true < 0) | (y_true >= num_classes) | (y_pred < 0) | (y_pred >= num_classes)
     if bad.any():
-        raise ValueError(f"class indices must be in [0, {num_classes}); got e.g. "
+        raise LabelError(f"class indices must be in [0, {num_classes}); got e.g. "
                          f"label {y_true[bad][0]}, prediction {y_pred[bad][0]}")
     return np.bincount(y_true * num_classes + y_pred, minlength=num_classes**2).reshape(num_classes, num_classes)

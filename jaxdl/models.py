@@ -26,6 +26,7 @@ import math
 import flax.linen as nn
 import jax
 
+from jaxdl.errors import ShapeError
 from jaxdl.layers import (
     BatchNorm,
     Conv2D,
@@ -139,7 +140,7 @@ class BlobModel(nn.Module):
 def _check_flat_features(x: Array, features: int, model: str) -> None:
     """An MLP on images needs ``features`` values per example once flattened."""
     if x.ndim < 2 or math.prod(x.shape[1:]) != features:
-        raise ValueError(
+        raise ShapeError(
             f"{model} expects examples of {features} values in all (e.g. shape (N, 28, 28, 1) "
             f"for 784), got shape {tuple(x.shape)}"
         )

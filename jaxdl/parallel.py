@@ -29,6 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from jaxdl.errors import ArgumentError, ShapeError
+
 DATA_AXIS = "data"
 
 
@@ -39,7 +41,7 @@ def make_mesh(devices: int | None = None) -> Mesh:
     available = jax.devices()
     n = len(available) if devices is None else devices
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(available):
-        raise ValueError(f"asked for {n!r} devices but {len(available)} are available: {available}")
+        raise ArgumentError(f"asked for {n!r} devices but {len(available)} are available: {available}")
     return jax.make_mesh((n,), (DATA_AXIS,), axis_types=(AxisType.Auto,), devices=available[:n])
 
 
@@ -56,7 +58,7 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     n = mesh.devices.size
     if batch_size % n:
-        raise ValueError(f"batch size {batch_size} cannot be split evenly over {n} devices; "
+        raise ArgumentError(f"batch size {batch_size} cannot be split evenly over {n} devices; "
                          f"use a multiple of {n}")
 
 
@@ -93,7 +95,7 @@ def split_for_pmap(batch: Any, num_devices: int | None = None) -> Any:
 
     def split(x):
         if x.shape[0] % n:
-            raise ValueError(f"batch of {x.shape[0]} cannot be split over {n} devices")
+            raise ShapeError(f"batch of {x.shape[0]} cannot be split over {n} devices")
         return jnp.reshape(x, (n, x.shape[0] // n, *x.shape[1:]))
 
     return jax.tree.map(split, batch)

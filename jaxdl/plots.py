@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from jaxdl.support.files import atomic_path
+from jaxdl.errors import ArgumentError
 
 
 def save_figure(fig, path: str | os.PathLike | None):
@@ -123,7 +124,7 @@ def plot_batch_curves(losses, accs, path: str | os.PathLike | None = None, title
     the training step ``steps`` (default 0, 1, 2, ...)."""
     steps = np.arange(len(losses)) if steps is None else np.asarray(steps)
     if not len(losses) == len(accs) == len(steps):
-        raise ValueError(f"one loss, accuracy and step per batch: got {len(losses)} losses, "
+        raise ArgumentError(f"one loss, accuracy and step per batch: got {len(losses)} losses, "
                          f"{len(accs)} accuracies and {len(steps)} steps")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4))
     axes[0].plot(steps, losses, lw=0.6)
@@ -198,9 +199,12 @@ def plot_comparison(results: list[dict], path: str | os.PathLike | None = None,
 def plot_random_predictions(images, labels, predicted, class_names, key, n: int = 9,
                             path: str | os.PathLike | None = None, title: str = "Predictions"):
     """A 3x3 grid of random test images titled "Pred: X | Truth: Y", green when right
-    and red when wrong (chapter 03)."""
+    and red when wrong (chapter 03); fewer when there are fewer than ``n`` images."""
     import jax
 
+    n = min(n, len(images))
+    if n < 1:
+        raise ArgumentError("plot_random_predictions needs at least one image, got none")
     picks = np.asarray(jax.random.choice(key, len(images), (n,), replace=False))
     cols = int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / cols))

@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl.errors import ArgumentError
+
 
 @dataclasses.dataclass(frozen=True)
 class Precision:
@@ -76,7 +78,7 @@ def as_precision(precision: str | Precision | None) -> Precision:
     if isinstance(precision, Precision):
         return precision
     if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)} or pass a Precision")
+        raise ArgumentError(f"unknown precision {precision!r}; choose one of {sorted(PRECISIONS)} or pass a Precision")
     return PRECISIONS[precision]
 
 

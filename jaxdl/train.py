@@ -24,6 +24,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -45,6 +46,7 @@ from jaxdl import fastpath
 from jaxdl import precision as mixed
 from jaxdl.data.loader import DeviceLoader, Gather, Loader, check_on_device
 from jaxdl.losses import Loss, as_loss
+from jaxdl.errors import ArgumentError, ArgumentTypeError, ShapeError
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -89,7 +91,19 @@ class TrainState(struct.PyTreeNode):
 def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.1, *,
                    momentum: float | None = None, weight_decay: float = 0.0) -> optax.GradientTransformation:
     """The course's optimizers by name: ``"sgd"`` (``torch.optim.SGD``, optional momentum),
-    ``"adam"``, ``"adamw"``. ``learning_rate`` may be an optax schedule."""
+    ``"adam"``, ``"adamw"``. ``learning_rate`` (a finite number >= 0, as PyTorch's) may be an optax
+    schedule; ``momentum`` is in [0, 1), ``weight_decay`` >= 0."""
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"optimizer name must be a string (sgd, adam or adamw), got {name!r}")
+    if not callable(learning_rate):
+        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.number)) \
+                or not math.isfinite(learning_rate) or learning_rate < 0:
+            raise ArgumentError(f"learning_rate must be a finite number >= 0 or an optax schedule, "
+                                f"got {learning_rate!r}")
+    if momentum is not None and not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        raise ArgumentError(f"momentum must be a number in [0, 1) or None, got {momentum!r}")
+    if not (isinstance(weight_decay, (int, float)) and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ArgumentError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     name = name.lower()
     if name == "adamw":
         return optax.adamw(learning_rate, weight_decay=weight_decay or 0.01)
@@ -97,7 +111,7 @@ def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.
         tx = optax.sgd(learning_rate, momentum=momentum) if name == "sgd" else optax.adam(learning_rate)
         # PyTorch's weight_decay for SGD and Adam: L2 added to the gradient
         return optax.chain(optax.add_decayed_weights(weight_decay), tx) if weight_decay else tx
-    raise ValueError(f"unknown optimizer {name!r}; choose sgd, adam or adamw, or pass an optax transform")
+    raise ArgumentError(f"unknown optimizer {name!r}; choose sgd, adam or adamw, or pass an optax transform")
 
 
 def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: optax.GradientTransformation,
@@ -113,8 +127,12 @@ def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: opta
     """
     loss = as_loss(loss)
     if target not in ("x", "y"):
-        raise ValueError(f"target must be 'y' (labels) or 'x' (reconstruct the input), got {target!r}")
+        raise ArgumentError(f"target must be 'y' (labels) or 'x' (reconstruct the input), got {target!r}")
     precision = mixed.as_precision(precision)
+    example_shape = tuple(np.shape(example_input))
+    if len(example_shape) < 1 or example_shape[0] < 1:
+        raise ShapeError(f"example_input must be a batch of at least one example (any batch size, e.g. "
+                         f"images[:1]), got shape {example_shape}")
     init_key, run_key = jax.random.split(key)
     variables = model.init({"params": init_key, "dropout": init_key}, jnp.asarray(example_input))
     params = variables["params"]
@@ -366,6 +384,8 @@ def make_predictions(state: TrainState, data, batch_size: int = 256) -> np.ndarr
         chunks = [(b["x"], b["mask"]) for b in data.epoch(0)]
     else:
         x = jnp.asarray(data)
+        if x.ndim < 1 or len(x) == 0:
+            raise ShapeError(f"make_predictions needs a batch of at least one example, got shape {tuple(x.shape)}")
         chunks = [(x[i:i + batch_size], jnp.ones(len(x[i:i + batch_size]))) for i in range(0, len(x), batch_size)]
     outputs = []
     for x, mask in chunks:
@@ -375,14 +395,23 @@ def make_predictions(state: TrainState, data, batch_size: int = 256) -> np.ndarr
 
 
 def check_targets(state: TrainState, loader: Loader, where: str) -> None:
-    """Refuse, before a step runs, targets that the loss of ``state`` cannot take
-    (:meth:`jaxdl.losses.Loss.check_targets`: cross-entropy labels outside the model's
-    classes, BCE labels other than 0 and 1), naming the first and ``where`` it is.
-    Checks a loader whose targets live on the device; others are read batch by batch
-    and not checked here."""
-    if state.target != "y" or not loader.on_device:
+    """Refuse, before a step runs, examples the model of ``state`` cannot take (images of
+    another size than it was initialised on) and targets its loss cannot take
+    (:meth:`jaxdl.losses.Loss.check_targets`: labels of the wrong shape, cross-entropy
+    labels outside the model's classes, BCE labels other than 0 and 1), with a
+    :class:`~jaxdl.errors.ShapeError` or :class:`~jaxdl.support.labels.LabelError` that
+    says ``where`` they are. Checks a loader whose examples live on the device; others
+    are read batch by batch and not checked here."""
+    if not loader.on_device:
         return
-    x, y = loader.arrays["x"], loader.arrays["y"]
+    x = loader.arrays["x"]
     example = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
-    outputs = jax.eval_shape(lambda x: _apply(state, state.params, x, train=False)[0], example)
-    state.loss.check_targets(y, outputs.shape[-1], where)
+    try:
+        outputs = jax.eval_shape(lambda x: _apply(state, state.params, x, train=False)[0], example)
+    except flax.errors.ScopeParamShapeError as err:  # Flax's words for "parameters made for other inputs"
+        detail = str(err).split(" (https://")[0]
+        raise ShapeError(f"{state.model_name} does not take the examples of {where}, of shape "
+                         f"{tuple(x.shape[1:])}: its parameters were made for examples of another shape ({detail}). "
+                         "Create the train state on an example of this data, or resize the data") from None
+    if state.target == "y":
+        state.loss.check_targets(loader.arrays["y"], outputs.shape, where)

@@ -91,4 +91,5 @@ with tempfile.TemporaryDirectory() as tmp:
     restored, _, _ = store.restore(abstract)
     result["restored_devices"] = len(restored.params["Conv2D_0"]["kernel"].sharding.device_set)
     result["restored_diff"] = max_diff(restored.params, state.params)
+    store.close()
 print(json.dumps(result))

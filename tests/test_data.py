@@ -2,8 +2,10 @@
 augmentation, and batches that are reproducible and see every example once."""
 
 import gzip
+import os
 import shutil
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -362,6 +364,59 @@ def test_broken_image_is_named(image_folder):
     bad.write_bytes(b"not a jpeg")
     with pytest.raises(ValueError, match="0.jpg"):
         D.ImageFolder(image_folder / "train")[0]
+
+
+def test_what_is_not_a_whole_image_is_refused_by_name_before_it_is_decoded(image_folder, tmp_path):
+    from PIL import Image
+
+    pizza = image_folder / "train" / "pizza"
+    os.mkfifo(pizza / "fifo.png")  # reading it would block for ever
+    (pizza / "empty.jpg").write_bytes(b"")
+    (pizza / "text.jpg").write_text("not a jpeg")
+    (pizza / "cut.png").write_bytes((pizza / "1.png").read_bytes()[:-40])
+    Image.new("1", (10_000, 10_000)).save(pizza / "huge.png")  # 100 million pixels in a few kilobytes
+    Image.new("1", (14_000, 14_000)).save(pizza / "huger.png")  # beyond Pillow's own limit
+    expected = {"fifo.png": "it is not a regular file", "empty.jpg": "the file is empty",
+                "text.jpg": "cannot read image .*text.jpg: cannot identify", "cut.png": "cannot decode image .*cut.png",
+                "huge.png": "it is 10000 x 10000 pixels, more than the 89,478,485 pixels",
+                "huger.png": "it has more than the 89,478,485 pixels"}
+    for name, message in expected.items():
+        with pytest.raises(D.ImageFileError, match=message), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # Pillow's, between 1x and 2x its limit
+            D.read_image(pizza / name)
+    folder = D.ImageFolder(image_folder / "train")
+    for name in expected:
+        index = [path.name for path, _ in folder.samples].index(name)
+        with pytest.raises(D.ImageFileError, match=name), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            folder[index]
+
+
+def test_hidden_files_and_folders_named_like_images_are_not_images(image_folder):
+    pizza = image_folder / "train" / "pizza"
+    (pizza / "._0.png").write_bytes(b"\x00\x05\x16\x07 macOS resource fork")
+    (pizza / "album.png").mkdir()
+    (pizza / "album.png" / "inside.png").write_bytes((pizza / "1.png").read_bytes())
+    names = [path.name for path, _ in D.ImageFolder(image_folder / "train").samples if path.parent.name != "steak"]
+    assert "._0.png" not in names and "album.png" not in names and "inside.png" in names
+
+
+def test_16_bit_and_palette_images_keep_their_brightness(tmp_path):
+    from PIL import Image
+
+    ramp = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000).astype(np.uint16)  # 0 .. 63000 of 65535
+    Image.frombytes("I;16", (8, 8), ramp.astype("<u2").tobytes()).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as opened:
+        assert opened.mode.startswith("I")  # Pillow's convert("RGB") would clip this to white
+    deep = D.read_image(tmp_path / "deep.png", (8, 8))
+    np.testing.assert_allclose(deep[..., 0], np.round(ramp / 65535 * 255) / 255, atol=1 / 255)
+    assert deep.min() == 0.0 and deep.max() < 1.0
+    colours = Image.new("RGB", (8, 8), (200, 30, 60)).convert("P", palette=Image.ADAPTIVE, colors=4)
+    colours.save(tmp_path / "palette.png")
+    np.testing.assert_allclose(D.read_image(tmp_path / "palette.png", (8, 8))[0, 0], np.array([200, 30, 60]) / 255)
+    Image.fromarray(np.ones((8, 8), np.float32)).save(tmp_path / "float.tif")
+    with pytest.raises(D.ImageFileError, match="float.tif: its pixels are 32-bit floats"):
+        D.read_image(tmp_path / "float.tif")
 
 
 def test_host_streaming_gives_the_same_batches_as_the_device(image_folder):

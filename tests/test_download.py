@@ -27,6 +27,8 @@ class Mirror:
         self.requests: list[str] = []
         self.replaced: dict[str, bytes] = {}  # path -> body served instead of the file
         self.cut_once: set[str] = set()  # paths whose next answer stops half-way
+        self.trickle: set[str] = set()  # paths served a byte at a time, slowly
+        self.closing = threading.Event()
         mirror = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -42,6 +44,14 @@ class Mirror:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
+                if self.path in mirror.trickle:
+                    for i in range(len(body)):
+                        if mirror.closing.is_set():
+                            return
+                        self.wfile.write(body[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(0.05)
+                    return
                 if self.path in mirror.cut_once:
                     mirror.cut_once.discard(self.path)
                     self.wfile.write(body[: len(body) // 2])
@@ -57,6 +67,7 @@ class Mirror:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self):
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -129,6 +140,50 @@ def test_an_interrupted_download_is_retried_cleanly(mirror, tmp_path):
     data = D.load_dataset("fashion_mnist")
     assert mirror.requests.count(cut) == 2 and len(data.train) == 60_000
     assert leftovers(tmp_path) == []
+
+
+def test_a_server_that_sends_a_byte_now_and_then_meets_the_deadline(mirror, tmp_path):
+    mirror.trickle.add("/mnist/train-images-idx3-ubyte.gz")
+    began = time.perf_counter()
+    with pytest.raises(download.DownloadError, match=r"bytes in 1 s \(the deadline for one file\), too slowly"):
+        download.fetch_official_files("mnist", deadline=1.0, progress=False)
+    assert time.perf_counter() - began < 15 and leftovers(tmp_path) == []
+
+
+def bomb(declared, extra):
+    """An IDX labels file declaring ``declared`` labels, followed by ``extra`` zero bytes, gzipped."""
+    return gzip.compress(b"\0\0\x08\x01" + declared.to_bytes(4, "big") + bytes(declared + extra), 9)
+
+
+def test_a_gzip_bomb_is_refused_without_being_decompressed_whole(mirror, tmp_path):
+    import tracemalloc
+
+    name = "t10k-labels-idx1-ubyte.gz"
+    mirror.replaced[f"/mnist/{name}"] = bomb(10_000, 60 << 20)  # 60 KB that decompress to 60 MB
+    tracemalloc.start()
+    with pytest.raises(download.DownloadError, match="content differs from the published mnist file"):
+        download.fetch_official_files("mnist", progress=False)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20 << 20, peak
+    mirror.replaced[f"/mnist/{name}"] = bomb(10_000, 600 << 20)  # larger than the file can be
+    with pytest.raises(download.DownloadError, match="more than the published file can be"):
+        download.fetch_official_files("mnist", progress=False)
+    assert not (tmp_path / "downloads" / "mnist" / name).exists() and leftovers(tmp_path) == []
+
+
+def test_an_idx_file_is_read_only_as_far_as_its_header_declares(tmp_path):
+    import tracemalloc
+
+    (tmp_path / "more.gz").write_bytes(bomb(10, 200 << 20))
+    tracemalloc.start()
+    with pytest.raises(idx.CorruptFileError, match=r"more.gz holds more than the 10 bytes of data its header"):
+        idx.read_idx(tmp_path / "more.gz")
+    assert tracemalloc.get_traced_memory()[1] < 20 << 20
+    tracemalloc.stop()
+    (tmp_path / "huge.gz").write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\xff\xff\xff\xff" * 3))
+    with pytest.raises(idx.CorruptFileError, match=r"huge.gz declares .* bytes of data .*, more than the"):
+        idx.read_idx(tmp_path / "huge.gz")
 
 
 def closed_port() -> int:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 import pytest
 
 from jaxdl import callbacks as C
@@ -120,7 +121,7 @@ def test_each_course_loss_knows_its_value_prediction_and_targets():
         np.testing.assert_allclose(regression(value ** 0.5 * jnp.ones((2, 3)), jnp.zeros((2, 3))), [value, value])
         assert regression.predicted_labels(z) is None and regression.probabilities(z) is z
     with pytest.raises(L.LabelError, match="label 2 at index 1"):
-        cross_entropy.check_targets(jnp.array([1, 2]), 2, "these labels")
+        cross_entropy.check_targets(jnp.array([1, 2]), (1, 2), "these labels")
 
 
 def test_bad_configuration_is_refused():
@@ -177,15 +178,15 @@ def test_scanned_epochs_stop_where_checkpoints_are_due_and_compute_the_same(tmp_
     ckpt = K.Checkpoint(tmp_path, every_n_steps=7, keep=100, print_fn=lambda *_: None)
     chunked, history = fit(blob_state(), loader, epochs=3, callbacks=[ckpt, events], scan=True)
     assert events.after == [7, 14, 20, 21, 28, 35, 40, 42, 49, 56, 60]
-    assert K.CheckpointStore(tmp_path).steps() == [7, 14, 20, 21, 28, 35, 40, 42, 49, 56, 60]
     assert _same_bits(chunked.params, whole.params)  # one compiled loop, wherever the cuts fall
-    restored, progress, _ = K.CheckpointStore(tmp_path).restore(blob_state())
-    assert _same_bits(restored.params, whole.params) and len(progress["history"]["train_loss"]) == 3
-    # resumed from step 49 (epoch 2, a mid-epoch checkpoint), the end is the same to the last bit
-    store = K.CheckpointStore(tmp_path)
-    for step in store.steps():
-        if step > 49:
-            store.manager.delete(step)
+    with K.CheckpointStore(tmp_path) as store:
+        assert store.steps() == [7, 14, 20, 21, 28, 35, 40, 42, 49, 56, 60]
+        restored, progress, _ = store.restore(blob_state())
+        assert _same_bits(restored.params, whole.params) and len(progress["history"]["train_loss"]) == 3
+        # resumed from step 49 (epoch 2, a mid-epoch checkpoint), the end is the same to the last bit
+        for step in store.steps():
+            if step > 49:
+                store.manager.delete(step)
     resumed, resumed_history = fit(blob_state(), loader, epochs=3, scan=True,
                                    callbacks=[K.Checkpoint(tmp_path, every_n_steps=7, keep=100,
                                                            print_fn=lambda *_: None)])
@@ -339,9 +340,9 @@ def test_nan_loss_stops_the_fit_and_keeps_the_last_good_checkpoint(tmp_path):
     ckpt = K.Checkpoint(tmp_path, print_fn=lambda *_: None)
     with pytest.raises(NonFiniteLossError, match="lower the learning rate"):
         fit(blob_state(), make_batches((x, y), 10), epochs=3, callbacks=[ckpt, PoisonAfterEpoch()], scan=False)
-    store = K.CheckpointStore(tmp_path)
-    assert store.steps() == [4]
-    restored, _, _ = store.restore(blob_state())
+    with K.CheckpointStore(tmp_path) as store:
+        assert store.steps() == [4]
+        restored, _, _ = store.restore(blob_state())
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(restored.params))
 
 
@@ -383,9 +384,21 @@ def test_save_and_load_model(tmp_path):
     assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(loaded), jax.tree.leaves(state.variables)))
     with pytest.raises(K.CheckpointMismatchError, match="another model"):
         K.load_model(path, BlobModel(2, 3).init(jax.random.key(0), jnp.zeros((1, 2))))
-    path.write_bytes(path.read_bytes()[:50])
-    with pytest.raises(ValueError, match="truncated"):
-        K.load_model(path, target)
+    whole = path.read_bytes()
+    flipped = bytearray(whole)
+    flipped[-40] ^= 0x04  # one bit of the weights
+    for damaged, message in ((whole[:50], "damaged or cut short"), (bytes(flipped), "do not match their checksum"),
+                             (serialization.to_bytes(state.variables), "not a model saved by jaxdl's save_model")):
+        path.write_bytes(damaged)
+        with pytest.raises(K.CheckpointDamagedError, match=message):
+            K.load_model(path, target)
+    as_int64 = jax.tree.map(lambda leaf: np.asarray(leaf).astype(np.int64), state.variables)
+    with_nan = jax.tree.map(lambda leaf: np.full_like(leaf, np.nan), state.variables)
+    for variables, message in ((as_int64, r"params/Dense_0/bias is int64 but this model needs float32"),
+                               (with_nan, r"params/Dense_0/bias holds NaN or infinite values")):
+        K.save_model(path, variables)
+        with pytest.raises(K.CheckpointMismatchError, match=message):
+            K.load_model(path, target)
 
 
 @pytest.mark.parametrize("scan", [False, True])
@@ -439,13 +452,15 @@ def test_restore_into_an_abstract_state_and_refuse_another_model(tmp_path):
     state, _ = fit(blob_state(), make_batches((x, y), 10), epochs=1,
                      callbacks=[K.Checkpoint(tmp_path, print_fn=lambda *_: None)], scan=False)
     abstract = jax.eval_shape(blob_state)  # no live model state needed
-    restored, progress, step = K.CheckpointStore(tmp_path).restore(abstract)
+    with K.CheckpointStore(tmp_path) as store:
+        restored, progress, step = store.restore(abstract)
     assert step == 2 and len(progress["history"]["train_loss"]) == 1
     assert np.array_equal(restored.params["Dense_0"]["kernel"], state.params["Dense_0"]["kernel"])
     other = T.create_train_state(BlobModel(2, 4, hidden_units=16), jax.random.key(0), jnp.zeros((1, 2)),
                                  optax.sgd(0.1))
     with pytest.raises(K.CheckpointMismatchError, match=r"params/Dense_0/bias has shape \(8,\) but this model needs \(16,\)"):
-        K.CheckpointStore(tmp_path).restore(other)
+        with K.CheckpointStore(tmp_path) as store:
+            store.restore(other)
 
 
 def test_keeps_the_last_k_and_the_best(tmp_path):
@@ -453,7 +468,8 @@ def test_keeps_the_last_k_and_the_best(tmp_path):
     # "best" = highest test loss here, i.e. the first epoch, so it is not among the latest
     ckpt = K.Checkpoint(tmp_path, keep=1, best_metric="test_loss", best_mode="max", print_fn=lambda *_: None)
     fit(blob_state(), make_batches((x, y), 10), make_batches((x, y), 20), epochs=4, callbacks=[ckpt], scan=False)
-    assert K.CheckpointStore(tmp_path).steps() == [2, 8]
+    with K.CheckpointStore(tmp_path) as store:
+        assert store.steps() == [2, 8]
 
 
 def test_learning_rate_schedule():

@@ -189,6 +189,52 @@ def test_resume_refuses_other_data(tmp_path):
 
 
 
+@pytest.mark.data
+def test_resume_refuses_a_dataset_changed_in_place(tmp_path):
+    """One label changed keeps every size; the fingerprint of the examples still shows it."""
+    import gzip
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(SHARED_DATA / "mnist", data / "mnist")
+    args = ["--workdir", tmp_path / "run", "--data-dir", data, "--examples", "64", "--epochs", "1"]
+    assert script("mnist_batchnorm", *args).returncode == 0
+    labels = data / "mnist" / "train-labels-idx1-ubyte.gz"
+    content = bytearray(gzip.decompress(labels.read_bytes()))
+    content[8] = (content[8] + 1) % 10  # the first training label
+    labels.write_bytes(gzip.compress(bytes(content)))
+    out = script("mnist_batchnorm", *args, "--resume")
+    one_line_error(out, "dataset 'mnist' differs from the one the run started with", "fingerprint.train.labels was")
+    assert "fingerprint.train.images" not in out.stderr
+
+
+def test_resume_refuses_an_image_folder_whose_files_changed(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    for split in ("train", "test"):
+        for name in ("pizza", "steak"):
+            (images / split / name).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(images / split / name / f"{i}.png")
+    args = ["--workdir", tmp_path / "run", "--images", images, "--image-size", "16", "--epochs", "1",
+            "--image", images / "test" / "pizza" / "0.png"]
+    assert script("custom_images", *args).returncode == 0
+    Image.new("RGB", (16, 16)).save(images / "train" / "steak" / "2.png")
+    out = script("custom_images", *args, "--resume")
+    one_line_error(out, "dataset 'images' differs", "fingerprint.train.classes.steak.files was 2, now 3")
+    assert "pizza" not in out.stderr.splitlines()[-1]
+
+
+def test_resume_with_fewer_epochs_than_trained_is_refused(tmp_path):
+    run = tmp_path / "run"
+    assert script("blobs", "--workdir", run, "--epochs", "2").returncode == 0
+    results = (run / "results.json").read_bytes()
+    out = script("blobs", "--workdir", run, "--resume", "--epochs", "1")
+    one_line_error(out, "has trained 2 epochs (step 2), more than the 1 this fit asks for; ask for at least 2")
+    assert (run / "results.json").read_bytes() == results  # still true to the model
+
+
 def test_resume_takes_a_missing_setting_as_its_default(tmp_path):
     """A run started before a setting existed resumes at the setting's default, not at another value."""
     with W.WorkDirectory(tmp_path, "blobs", {"seed": 1}):

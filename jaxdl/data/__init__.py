@@ -19,7 +19,7 @@ _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("DeviceBatches", "HostBatches", "make_batches"), "batches"),
     **dict.fromkeys(("ArrayDataset", "DatasetUnavailableError", "ImageClassificationData", "LabelError",
                      "TfdsImageSource", "check_labels", "load_dataset", "prepare_from_official_files"), "datasets"),
-    **dict.fromkeys(("ImageFolder", "ImageFolderError", "export_image_folder", "find_classes", "image_folder_splits",
+    **dict.fromkeys(("ImageFileError", "ImageFolder", "ImageFolderError", "export_image_folder", "find_classes", "image_folder_splits",
                      "read_image", "walk_through_dir", "write_image_folder"), "folder"),
     **dict.fromkeys(("CorruptFileError", "WrongDatasetError"), "idx"),
     **dict.fromkeys(("DeviceLoader", "Gather", "Loader"), "loader"),

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxdl.errors import ShapeError
+
 
 def random_horizontal_flip(key: jax.Array, images: jax.Array, p: float = 0.5) -> jax.Array:
     """Flip each image of an NHWC batch left-right with probability ``p``."""
@@ -158,7 +160,7 @@ def trivial_augment_wide(key: jax.Array, images: jax.Array, num_magnitude_bins: 
     chosen uniformly, at a magnitude from a uniformly chosen bin of
     ``num_magnitude_bins``, negated with probability 1/2 for the signed ones."""
     if images.ndim != 4:
-        raise ValueError(f"trivial_augment_wide expects an NHWC batch, got shape {tuple(images.shape)}")
+        raise ShapeError(f"trivial_augment_wide expects an NHWC batch, got shape {tuple(images.shape)}")
     n = images.shape[0]
     k_op, k_bin, k_sign = jax.random.split(key, 3)
     ops = jax.random.randint(k_op, (n,), 0, len(TRIVIAL_AUGMENT_OPS))

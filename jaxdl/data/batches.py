@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.data.loader import Batch, Gather, Transform, augment_key
+from jaxdl.errors import ArgumentError, ArgumentTypeError, ShapeError
 
 
 def num_batches(num_examples: int, batch_size: int, drop_last: bool) -> int:
@@ -80,15 +81,15 @@ def _checked_arguments(batch_size: int, num_examples: int, drop_last: bool, shar
     devices -- that batch is then the set itself, as PyTorch's DataLoader yields it, not
     padded and masked."""
     if transform is not None and transform_key is None:
-        raise ValueError("a transform draws random numbers: pass transform_key")
+        raise ArgumentError("a transform draws random numbers: pass transform_key")
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"batch_size must be an int, got {batch_size!r}")
+        raise ArgumentTypeError(f"batch_size must be an int, got {batch_size!r}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        raise ArgumentError(f"batch_size must be >= 1, got {batch_size}")
     if num_examples == 0:
-        raise ValueError("cannot batch an empty dataset")
+        raise ArgumentError("cannot batch an empty dataset")
     if drop_last and batch_size > num_examples:
-        raise ValueError(f"batch_size {batch_size} > {num_examples} examples with drop_last=True "
+        raise ArgumentError(f"batch_size {batch_size} > {num_examples} examples with drop_last=True "
                          "leaves no batch at all")
     if batch_size > num_examples and sharding is None:
         return num_examples
@@ -112,7 +113,7 @@ class DeviceBatches:
                  drop_last: bool = False, transform: Transform | None = None,
                  transform_key: jax.Array | None = None, sharding: Any = None):
         if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} examples but y has {len(y)}")
+            raise ShapeError(f"x has {len(x)} examples but y has {len(y)}")
         batch_size = _checked_arguments(batch_size, len(x), drop_last, sharding, transform, transform_key)
         self.arrays = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
         if transform is not None:
@@ -213,5 +214,5 @@ def make_batches(data, batch_size: int, key: jax.Array | None = None, drop_last:
         return DeviceBatches(data[0], data[1], batch_size, key, drop_last, **kwargs)
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         return HostBatches(data, batch_size, key, drop_last, **kwargs)
-    raise TypeError(f"cannot make batches from {type(data).__name__}: expected an ArrayDataset, "
+    raise ArgumentTypeError(f"cannot make batches from {type(data).__name__}: expected an ArrayDataset, "
                     "an (x, y) pair of arrays, or a source with __len__ and __getitem__")

@@ -48,7 +48,7 @@ import numpy as np
 
 from jaxdl.data import download as downloads
 from jaxdl.data import idx
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import ArgumentError, ArgumentTypeError, JaxdlError, ShapeError
 from jaxdl.support.labels import LabelError, check_labels
 from jaxdl.support.project import DISTRIBUTION
 from jaxdl.support.files import atomic_path
@@ -87,9 +87,9 @@ class ArrayDataset:
 
     def __post_init__(self):
         if self.images.ndim != 4:
-            raise ValueError(f"images must be NHWC, got shape {tuple(self.images.shape)}")
+            raise ShapeError(f"images must be NHWC, got shape {tuple(self.images.shape)}")
         if self.labels.shape != self.images.shape[:1]:
-            raise ValueError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
+            raise ShapeError(f"{self.images.shape[0]} images but labels of shape {tuple(self.labels.shape)}")
         if self.class_names:
             check_labels(self.labels, len(self.class_names), self.origin)
 
@@ -101,7 +101,7 @@ class ArrayDataset:
         wrap floats and wider integers silently."""
         dtype = np.asarray(images).dtype if not hasattr(images, "dtype") else images.dtype
         if dtype != np.uint8:
-            raise TypeError(f"from_uint8 takes uint8 images (0-255), got dtype {dtype}; for float "
+            raise ArgumentTypeError(f"from_uint8 takes uint8 images (0-255), got dtype {dtype}; for float "
                             "images in [0, 1] construct ArrayDataset(images, labels, class_names)")
         labels = np.asarray(labels)
         if not np.issubdtype(labels.dtype, np.integer):
@@ -127,7 +127,7 @@ class ArrayDataset:
     def take(self, n: int) -> ArrayDataset:
         """The first ``n`` examples (for smoke runs and tests); all of them if there are fewer."""
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ValueError(f"take(n) needs a positive number of examples, got {n!r}")
+            raise ArgumentError(f"take(n) needs a positive number of examples, got {n!r}")
         return dataclasses.replace(self, images=self.images[:n], labels=self.labels[:n])
 
 
@@ -185,7 +185,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     folder = idx.find_official_folder(root, name)
     if folder is not None:
         if name not in CLASS_NAMES:
-            raise ValueError(f"{folder} holds IDX files, but jaxdl knows no class names for "
+            raise ArgumentError(f"{folder} holds IDX files, but jaxdl knows no class names for "
                              f"{name!r}; use one of {sorted(CLASS_NAMES)}")
         return _load_official(folder, name, f"official files in {folder}")
     if _tfds_prepared(name, root):

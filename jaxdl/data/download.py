@@ -22,12 +22,13 @@ import gzip
 import hashlib
 import os
 import pathlib
+import time
 import urllib.error
 import urllib.request
 import zlib
 
 from jaxdl.data import idx
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import ArgumentError, JaxdlError
 from jaxdl.support.files import atomic_path
 
 DOWNLOAD_DIR_ENV = "JAXDL_DOWNLOAD_DIR"
@@ -66,7 +67,7 @@ def locations(name: str) -> tuple[str, ...]:
     if mirror:
         return (f"{mirror.rstrip('/')}/{name}/",)
     if name not in OFFICIAL_URLS:
-        raise ValueError(f"jaxdl downloads only {sorted(OFFICIAL_URLS)} itself, not {name!r}")
+        raise ArgumentError(f"jaxdl downloads only {sorted(OFFICIAL_URLS)} itself, not {name!r}")
     return OFFICIAL_URLS[name]
 
 
@@ -85,35 +86,38 @@ def missing_files(name: str, folder: pathlib.Path) -> list[str]:
 
 
 def fetch_official_files(name: str, root: str | os.PathLike | None = None, *, timeout: float = 15.0,
-                         attempts: int = 2, progress: bool = True) -> pathlib.Path:
+                         deadline: float = 600.0, attempts: int = 2, progress: bool = True) -> pathlib.Path:
     """Make ``<download_dir(root)>/<name>`` hold the four published files of ``name``,
     fetching those it lacks; returns the folder.
 
     Each location is tried ``attempts`` times per file (a connection cut off half-way
-    is worth a second try; a server that cannot be reached fails within ``timeout``
-    seconds). Raises :class:`DownloadError` when no location gives the published content.
+    is worth a second try; a server that cannot be reached, or that stops sending, fails
+    within ``timeout`` seconds; one that sends too slowly gives up after ``deadline``
+    seconds for the file). What arrives is checked before it is kept: no more bytes
+    than the file can have, decompressed as a stream that stops at the published size.
+    Raises :class:`DownloadError` when no location gives the published content.
     """
     if name not in idx.OFFICIAL_SHA256:
-        raise ValueError(f"jaxdl downloads only {sorted(idx.OFFICIAL_SHA256)} itself, not {name!r}")
+        raise ArgumentError(f"jaxdl downloads only {sorted(idx.OFFICIAL_SHA256)} itself, not {name!r}")
     folder = download_dir(root) / name
     for key in missing_files(name, folder):
         fname = idx.OFFICIAL_FILES[key]
         failures = _fetch_from_any([base + fname for base in locations(name)], folder / fname, name, key,
-                                   timeout, attempts, progress)
+                                   timeout, deadline, attempts, progress)
         if failures:
             raise DownloadError(f"could not download {name}'s {fname}: " + "; ".join(failures))
     return folder
 
 
-def _fetch_from_any(urls, target: pathlib.Path, name: str, key: str, timeout: float, attempts: int,
-                    progress: bool) -> list[str]:
+def _fetch_from_any(urls, target: pathlib.Path, name: str, key: str, timeout: float, deadline: float,
+                    attempts: int, progress: bool) -> list[str]:
     """Fetch ``target`` from the first of ``urls`` that gives the published content;
     what each one answered when none did (empty: fetched)."""
     failures = []
     for url in urls:
         for _ in range(attempts):
             try:
-                _fetch_checked(url, target, name, key, timeout, progress)
+                _fetch_checked(url, target, name, key, timeout, deadline, progress)
                 return []
             except _Unpublished as err:
                 failures.append(f"{url}: {err}")
@@ -129,27 +133,50 @@ class _Unpublished(Exception):
     """A download that arrived whole but is not the published file."""
 
 
-def _fetch_checked(url: str, target: pathlib.Path, name: str, key: str, timeout: float, progress: bool) -> None:
+def _fetch_checked(url: str, target: pathlib.Path, name: str, key: str, timeout: float, deadline: float,
+                   progress: bool) -> None:
     from tqdm.auto import tqdm
 
+    size = idx.OFFICIAL_SIZES[key]
+    most = size + size // 8 + (1 << 16)  # gzip never grows data by more than a few bytes in 32 KiB
+    began = time.monotonic()
     with urllib.request.urlopen(url, timeout=timeout) as response:
         expected = response.headers.get("Content-Length")
         expected = int(expected) if expected and expected.isdigit() else None
+        if expected is not None and expected > most:
+            raise _Unpublished(f"it is {expected:,} bytes, more than the published file can be")
         with atomic_path(target) as tmp:  # renamed into place only after the check below
             received = 0
             with open(tmp, "wb") as out, tqdm(total=expected, desc=target.name, unit="B", unit_scale=True,
                                               leave=False, disable=not progress) as bar:
-                while chunk := response.read(1 << 20):
+                while chunk := response.read1(1 << 16):  # what has arrived: the deadline is checked between
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    if received > most:
+                        raise _Unpublished(f"it sent more than the {most:,} bytes the published file can be")
+                    if time.monotonic() - began > deadline:
+                        raise TimeoutError(f"it sent {received:,} bytes in {deadline:g} s (the deadline for one "
+                                           "file), too slowly to finish")
             if expected is not None and received != expected:
                 raise ConnectionError(f"the connection closed after {received:,} of {expected:,} bytes")
-            with gzip.open(tmp, "rb") if url.endswith(".gz") else open(tmp, "rb") as f:
-                digest = hashlib.sha256(f.read()).hexdigest()
+            digest = _content_digest(tmp, url.endswith(".gz"), size)
             if digest != idx.OFFICIAL_SHA256[name][key]:
                 raise _Unpublished(f"the content differs from the published {name} file "
                                    "(SHA-256 of the decompressed content), so it was not kept")
+
+
+def _content_digest(path: pathlib.Path, compressed: bool, size: int) -> str | None:
+    """SHA-256 of the content of ``path``, decompressed as a stream; ``None`` as soon as it
+    exceeds ``size`` bytes (a file that would decompress to gigabytes is never held whole)."""
+    h, total = hashlib.sha256(), 0
+    with gzip.open(path, "rb") if compressed else open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            total += len(chunk)
+            if total > size:
+                return None
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _unreachable(err: BaseException) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 
 import numpy as np
 from PIL import Image
@@ -19,6 +20,12 @@ from PIL import Image
 from jaxdl.errors import JaxdlError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def is_image_name(path: pathlib.Path) -> bool:
+    """Whether ``path`` is named like an image that belongs to the dataset: an image
+    extension, and not hidden (which leaves out macOS's ``._photo.jpg`` resource forks)."""
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
 class ImageFolderError(JaxdlError, ValueError):
@@ -56,6 +63,8 @@ class ImageFolder:
     ``image_size``: ``(height, width)`` every image is resized to (the course uses 64x64).
     A class folder without an image is refused with its name: it would still take a
     label, and every later class's label would differ from a split that has it.
+    Hidden files (macOS's ``._photo.jpg``) and folders named like images are left out;
+    any other file named like an image must be one (:class:`ImageFileError` names it).
     ``folder[i]`` gives a float32 ``(H, W, 3)`` array in [0, 1] and an int label;
     :meth:`load` reads all of them into an on-device :class:`ArrayDataset` (for folders
     that fit), and :func:`jaxdl.data.make_batches` streams them from the host otherwise.
@@ -69,7 +78,7 @@ class ImageFolder:
             (path, self.class_to_idx[name])
             for name in self.classes
             for path in sorted((self.root / name).rglob("*"))
-            if path.suffix.lower() in IMAGE_EXTENSIONS
+            if is_image_name(path) and not path.is_dir()  # a folder named like an image is still a folder
         ]
         if not self.samples:
             raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {self.root}")
@@ -131,23 +140,74 @@ def image_folder_splits(root: str | os.PathLike, image_size: tuple[int, int] = (
     return folders
 
 
+MAX_PIXELS = 89_478_485
+"""The most pixels an image may have to be decoded (Pillow's own bomb limit: about
+9459 x 9459, a 268 MB RGB array); larger files are refused before they are decoded."""
+
+
+class ImageFileError(JaxdlError, ValueError):
+    """An image file that cannot be used: not a regular file, not an image, cut short,
+    too large, or of a pixel format with no fixed range. The message names the file."""
+
+
 def open_image(path: str | os.PathLike) -> Image.Image:
-    """Pillow's ``Image.open`` with an error that names the file."""
+    """Pillow's ``Image.open``, refusing what is not a regular image file (a FIFO or device
+    would block the read for ever) or what is larger than :data:`MAX_PIXELS` -- found
+    from the header, before anything is decoded -- with an error that names the file."""
+    path = pathlib.Path(path)
     try:
-        return Image.open(path)
-    except (OSError, SyntaxError) as err:
-        raise ValueError(f"cannot read image {path}: {err}") from err
+        info = os.stat(path)
+    except OSError as err:
+        raise ImageFileError(f"cannot read image {path}: {err.strerror or err}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (a pipe, socket or device)"
+        raise ImageFileError(f"cannot read image {path}: it is {kind}")
+    if info.st_size == 0:
+        raise ImageFileError(f"cannot read image {path}: the file is empty (0 bytes)")
+    too_large = f"more than the {MAX_PIXELS:,} pixels jaxdl decodes; make a smaller copy of it"
+    try:
+        image = Image.open(path)  # reads the header only
+    except Image.DecompressionBombError:  # twice Pillow's limit (below that, Pillow warns)
+        raise ImageFileError(f"cannot read image {path}: it has {too_large}") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageFileError(f"cannot read image {path}: {err}") from None
+    width, height = image.size
+    if width * height > MAX_PIXELS:
+        image.close()
+        raise ImageFileError(f"cannot read image {path}: it is {width} x {height} pixels, {too_large}")
+    return image
+
+
+def _as_rgb(image: Image.Image, path: pathlib.Path) -> Image.Image:
+    """``image`` as 8-bit RGB, as the course's ``convert("RGB")`` -- except that 16-bit
+    grey images (PNG, TIFF) are scaled to 8 bits instead of clipped to white."""
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        values = np.asarray(image, dtype=np.int64)
+        if values.min(initial=0) < 0 or values.max(initial=0) > 65535:
+            raise ImageFileError(f"cannot read image {path}: its 32-bit integer pixels are outside 0-65535, "
+                                 "so they have no known brightness scale")
+        grey = np.round(values * (255 / 65535)).astype(np.uint8)
+        return Image.fromarray(grey, "L").convert("RGB")
+    if image.mode == "F":
+        raise ImageFileError(f"cannot read image {path}: its pixels are 32-bit floats, which have no fixed "
+                             "brightness scale; save it as an 8- or 16-bit image")
+    return image.convert("RGB")  # palette (P), grey (L, LA), RGBA, CMYK, 1-bit: Pillow maps them
 
 
 def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) -> np.ndarray:
     """One image file as RGB, resized to ``image_size`` (height, width): float32
     ``(H, W, 3)`` in [0, 1] -- the course's ``Resize`` + ``ToTensor``. Add a batch axis
-    with ``[None]`` to predict on it (the course's "predict on a custom image")."""
+    with ``[None]`` to predict on it (the course's "predict on a custom image").
+    Raises :class:`ImageFileError`, naming the file, for anything that is not a whole
+    image (see :func:`open_image`)."""
+    path = pathlib.Path(path)
     with open_image(path) as image:
         try:
-            resized = image.convert("RGB").resize(tuple(image_size)[::-1], Image.BILINEAR)
-        except OSError as err:  # a truncated file fails only when decoded
-            raise ValueError(f"cannot decode image {path}: {err}") from err
+            resized = _as_rgb(image, path).resize(tuple(image_size)[::-1], Image.BILINEAR)
+        except (OSError, SyntaxError, ValueError) as err:  # a truncated file fails only when decoded
+            if isinstance(err, ImageFileError):
+                raise
+            raise ImageFileError(f"cannot decode image {path}: {err}") from None
     return np.asarray(resized, np.float32) / 255.0
 
 

@@ -49,6 +49,11 @@ other bytes but the same content. Taken from files whose content has the MD5 sum
 published with the datasets."""
 
 
+OFFICIAL_SIZES = {"train_images": 16 + 60000 * 28 * 28, "train_labels": 8 + 60000,
+                  "test_images": 16 + 10000 * 28 * 28, "test_labels": 8 + 10000}
+"""The size in bytes of each official file's decompressed content (both datasets)."""
+
+
 class CorruptFileError(JaxdlError, ValueError):
     """An IDX file that cannot be read as what it claims to be."""
 
@@ -67,19 +72,43 @@ def read_idx(path: str | pathlib.Path) -> np.ndarray:
     return parse_idx(read_content(path), path)
 
 
-def read_content(path: str | pathlib.Path) -> bytes:
-    """The bytes of an IDX file, decompressed if it ends in ``.gz``."""
+MAX_IDX_BYTES = 1 << 30
+"""The most data an IDX file may declare (1 GiB; MNIST's training images are 45 MiB):
+a file that declares more, or decompresses to more than it declares, is refused before
+it fills the memory."""
+
+
+def read_content(path: str | pathlib.Path, max_bytes: int = MAX_IDX_BYTES) -> bytes:
+    """The bytes of an IDX file, decompressed if it ends in ``.gz``: read as a stream,
+    never more than its header declares (at most ``max_bytes``) plus one byte, so a
+    file that would decompress to gigabytes is refused without reading it all."""
     path = pathlib.Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as f:
-            data = f.read()
+            data = f.read(4)
+            if len(data) == 4 and data[:2] == b"\0\0":
+                data += f.read(4 * data[3])
+                shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=(len(data) - 4) // 4, offset=4))
+                size = int(np.prod(shape, dtype=np.int64))
+                if size > max_bytes:
+                    raise CorruptFileError(f"{path} declares {size:,} bytes of data (shape {shape}), more than the "
+                                           f"{max_bytes:,} jaxdl reads from one IDX file; is it an MNIST-style file?")
+                data += _read_up_to(f, size + 1)
     except (OSError, EOFError, zlib.error) as err:
         raise CorruptFileError(
             f"{path} is not a readable gzip file ({err}); it is probably truncated or "
             "corrupt -- download it again"
         ) from err
     return data
+
+
+def _read_up_to(f, n: int) -> bytes:
+    chunks = []
+    while n > 0 and (chunk := f.read(min(n, 1 << 24))):
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
 
 
 def parse_idx(data: bytes, path: str | pathlib.Path) -> np.ndarray:
@@ -93,8 +122,11 @@ def parse_idx(data: bytes, path: str | pathlib.Path) -> np.ndarray:
     if len(data) < header:
         raise CorruptFileError(f"{path} is truncated inside its header")
     shape = tuple(int(n) for n in np.frombuffer(data, ">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape))
-    if len(data) - header != expected:
+    expected = int(np.prod(shape, dtype=np.int64))
+    if len(data) - header > expected:
+        raise CorruptFileError(f"{path} holds more than the {expected:,} bytes of data its header declares "
+                               f"(shape {shape}); it is corrupt -- download it again")
+    if len(data) - header < expected:
         raise CorruptFileError(
             f"{path} should hold {expected:,} bytes of data for shape {shape} but holds "
             f"{len(data) - header:,}; it is truncated or corrupt -- download it again"
@@ -171,5 +203,12 @@ def load_idx_folder(folder: str | pathlib.Path, name: str | None = None, *,
                 f"{folder}: {split} images have shape {images.shape} and labels {labels.shape}; "
                 "expected (N, H, W) images and N labels"
             )
+        if len(images) == 0 or 0 in images.shape:
+            raise CorruptFileError(f"{folder}: the {split} images have shape {images.shape}: no example to "
+                                   "learn from or test on")
         arrays[f"{split}_images"] = images[..., None]  # NHWC with one channel
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise CorruptFileError(f"{folder}: the training images are {'x'.join(map(str, arrays['train_images'].shape[1:3]))} "
+                               f"but the test images {'x'.join(map(str, arrays['test_images'].shape[1:3]))}; "
+                               "a model takes one image size: use the files of one dataset")
     return arrays

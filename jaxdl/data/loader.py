@@ -26,6 +26,8 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import jax.numpy as jnp
 
+from jaxdl.errors import ArgumentError, ArgumentTypeError
+
 Batch = dict[str, jax.Array]
 Transform = Callable[[jax.Array, jax.Array], jax.Array]
 """``transform(key, images) -> images``: a batched augmentation run on the device."""
@@ -101,7 +103,7 @@ def check_on_device(loader: Loader, what: str) -> DeviceLoader:
     """``loader`` if its data lives on the device; otherwise a ``ValueError`` that says
     ``what`` (a scanned epoch, ``scan=True``, ...) needs it."""
     if not loader.on_device:
-        raise ValueError(f"{what} needs batches that live on the device (DeviceBatches); "
+        raise ArgumentError(f"{what} needs batches that live on the device (DeviceBatches); "
                          f"{type(loader).__name__} reads them on the host, one step at a time")
     return loader
 
@@ -110,6 +112,6 @@ def check_loader(data: Any, name: str) -> Loader:
     """``data`` if it is a :class:`Loader`; otherwise a ``TypeError`` that says what
     ``name`` (an argument of ``fit`` or a step) should have been."""
     if not isinstance(data, Loader):
-        raise TypeError(f"{name} must be a loader (jaxdl.data.make_batches(dataset, batch_size)), "
+        raise ArgumentTypeError(f"{name} must be a loader (jaxdl.data.make_batches(dataset, batch_size)), "
                         f"got {type(data).__name__}")
     return data

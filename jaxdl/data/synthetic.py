@@ -13,6 +13,8 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxdl.errors import ArgumentError, ShapeError
+
 
 def make_linear(weight: float = 0.7, bias: float = 0.3, start: float = 0.0, end: float = 1.0,
                 step: float = 0.02, train_fraction: float = 0.8):
@@ -36,7 +38,7 @@ def make_circles(key: jax.Array, n_samples: int = 1000, noise: float = 0.03,
     Returns ``X`` ``(n_samples, 2)`` float32 and ``y`` ``(n_samples,)`` int32.
     """
     if not 0 < factor < 1:
-        raise ValueError(f"factor must be in (0, 1), got {factor}")
+        raise ArgumentError(f"factor must be in (0, 1), got {factor}")
     n_out = n_samples // 2
     n_in = n_samples - n_out
     angles_out = jnp.linspace(0, 2 * math.pi, n_out, endpoint=False)
@@ -80,9 +82,9 @@ def train_test_split(key: jax.Array, x, y, test_size: float = 0.2):
     """
     n = len(x)
     if len(y) != n:
-        raise ValueError(f"X has {n} rows but y has {len(y)}")
+        raise ShapeError(f"X has {n} rows but y has {len(y)}")
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size}")
+        raise ArgumentError(f"test_size must be a fraction in (0, 1), got {test_size}")
     n_test = math.ceil(test_size * n)
     order = jax.random.permutation(key, n)
     train, test = order[: n - n_test], order[n - n_test:]

@@ -27,6 +27,7 @@ from jax import lax
 
 from jaxdl import conv
 from jaxdl.fastpath.policy import ConvKernel, active
+from jaxdl.errors import ArgumentError
 
 
 def faster_conv2d(images_shape, kernels_shape, stride=1, dilation=1, dtype=jnp.float32) -> Callable | None:
@@ -124,7 +125,7 @@ def conv2d_chunked_kernel_grad(images, kernels, stride=1, padding: conv.Padding 
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
     strides, dilations, pads, _ = conv.prepare(images, kernels, stride, padding, dilation)
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or not 1 <= chunks <= images.shape[0]:
-        raise ValueError(f"chunks must be an int from 1 to the batch size {images.shape[0]}, got {chunks!r}")
+        raise ArgumentError(f"chunks must be an int from 1 to the batch size {images.shape[0]}, got {chunks!r}")
     return _conv_chunked_kernel_grad(images, kernels, strides, pads, dilations, int(chunks))
 
 
@@ -254,7 +255,7 @@ def conv2d_packed(images, kernels, padding: conv.Padding = 0, pack: int = 2) -> 
     """
     images, kernels = jnp.asarray(images), jnp.asarray(kernels)
     if isinstance(pack, bool) or not isinstance(pack, (int, np.integer)) or pack < 1:
-        raise ValueError(f"pack must be a positive int, got {pack!r}")
+        raise ArgumentError(f"pack must be a positive int, got {pack!r}")
     pads = conv.prepare(images, kernels, 1, padding, 1)[2]  # pairs of ints: hashable, for the custom VJP
     kh, kw, cin, _ = kernels.shape
     if kh * kw * cin <= PLAIN_KERNEL_GRAD_MAX_PATCH:

@@ -32,6 +32,8 @@ from collections.abc import Iterator
 import jax
 import numpy as np
 
+from jaxdl.errors import ArgumentError, ArgumentTypeError
+
 
 class ConvKernel(enum.Enum):
     """The ways a :class:`~jaxdl.layers.Conv2D` can convolve (all give the same values)."""
@@ -93,7 +95,7 @@ class Policy:
 
     def __post_init__(self):
         if self.scan_epochs not in SCAN_RULES:
-            raise ValueError(f"scan_epochs must be one of {SCAN_RULES}, got {self.scan_epochs!r}")
+            raise ArgumentError(f"scan_epochs must be one of {SCAN_RULES}, got {self.scan_epochs!r}")
 
     def conv(self, images_shape, kernels_shape, strides=(1, 1), dilation=(1, 1), dtype=np.float32) -> ConvChoice:
         """The kernel for a convolution of NHWC ``images_shape`` by HWIO ``kernels_shape``."""
@@ -188,7 +190,7 @@ def set_default(policies: Policies) -> None:
     """Make ``policies`` the process's default (``FAST`` until changed)."""
     global _default
     if not isinstance(policies, Policies):
-        raise TypeError(f"set_default takes a Policies (FAST, PLAIN, or your own), got {type(policies).__name__}")
+        raise ArgumentTypeError(f"set_default takes a Policies (FAST, PLAIN, or your own), got {type(policies).__name__}")
     _default = policies
 
 
@@ -203,7 +205,7 @@ def use(policies: Policies | Policy) -> Iterator[Policies]:
     if isinstance(policies, Policy):
         policies = Policies.everywhere(policies)
     if not isinstance(policies, Policies):
-        raise TypeError(f"use takes a Policies or a Policy, got {type(policies).__name__}")
+        raise ArgumentTypeError(f"use takes a Policies or a Policy, got {type(policies).__name__}")
     token = _chosen.set(policies)
     try:
         yield policies

@@ -14,19 +14,20 @@ import math
 from collections.abc import Callable
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type: a whole number of at least ``minimum``."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum`` (and at most ``maximum``)."""
+    bounds = f">= {minimum}" if maximum is None else f"from {minimum} to {maximum}"
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"must be a whole number {bounds}, got {value}")
         return value
 
-    parse.__name__ = f"whole number >= {minimum}"  # what argparse names in its own messages
+    parse.__name__ = f"whole number {bounds}"  # what argparse names in its own messages
     return parse
 
 
@@ -62,3 +63,6 @@ learning_rate = number(0.0)
 
 momentum = number(0.0, 1.0, low_open=False)
 """An SGD momentum: a number in [0, 1)."""
+
+seed = whole_number(0, 2**63 - 1)
+"""A seed for ``jax.random.key``: a whole number that fits its 64 bits, from 0 to 2**63 - 1."""

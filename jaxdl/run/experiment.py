@@ -39,6 +39,7 @@ import jax.numpy as jnp
 
 from jaxdl import callbacks as cb
 from jaxdl import checkpoint, data, learner, parallel, precision, train
+from jaxdl.data.fingerprint import fingerprint
 from jaxdl.run import arguments, runtime
 from jaxdl.run.arguments import positive_int
 from jaxdl.errors import JaxdlError
@@ -118,7 +119,7 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
                         help="the optax optimizer")
     parser.add_argument("--momentum", type=arguments.momentum, default=defaults.get("momentum"),
                         help="SGD momentum" + ("" if defaults.get("momentum") else " (default: none)"))
-    parser.add_argument("--seed", type=int, default=defaults.get("seed", 42), help="the seed every random key comes from")
+    parser.add_argument("--seed", type=arguments.seed, default=defaults.get("seed", 42), help="the seed every random key comes from")
     parser.add_argument("--workdir", default=f"runs/{name}", help="where results, plots and checkpoints go")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --workdir (it must have the same settings)")
@@ -219,9 +220,16 @@ class Experiment:
         if self.cfg.examples is not None:
             loaded = dataclasses.replace(loaded, train=loaded.train.take(self.cfg.examples),
                                          test=loaded.test.take(max(self.cfg.examples // 5, 1)))
-        self.run_dir.check_data(name, {"reader": loaded.reader, "train": len(loaded.train),
-                                       "test": len(loaded.test), "classes": list(loaded.class_names)})
+        self.check_data(name, loaded.train, loaded.test, reader=loaded.reader)
         return loaded
+
+    def check_data(self, name: str, train_set, test_set, **about) -> None:
+        """Record what dataset ``name`` is (sizes, classes, a fingerprint of every
+        example; ``about``: anything else that identifies it) in the work directory on
+        the run's first start; a resume with other data stops with what changed."""
+        self.run_dir.check_data(name, {
+            **about, "train": len(train_set), "test": len(test_set), "classes": list(train_set.class_names),
+            "fingerprint": {"train": fingerprint(train_set), "test": fingerprint(test_set)}})
 
     def batches(self, dataset, batch_size: int | None = None, shuffle: bool = True, **kwargs):
         """Batches sharded over the devices; shuffled with this run's key (per epoch)."""

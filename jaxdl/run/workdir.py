@@ -38,12 +38,10 @@ from typing import Any
 
 from jaxdl.errors import JaxdlError
 from jaxdl.support.files import atomic_path, is_temporary
+from jaxdl.support.lock import LOCK, FolderLock
 
 MARKER = "jaxdl_run.json"
 """The file that makes a directory a jaxdl run."""
-
-LOCK = ".jaxdl.lock"
-"""The file a running process holds an operating-system lock on."""
 
 MARKER_FIELDS = {"experiment": str, "defines": dict, "may_change": dict, "data": dict, "starts": list}
 """The fields of a marker, with their types."""
@@ -84,46 +82,6 @@ def _unsafe_to_empty(path: pathlib.Path) -> str | None:
     return None
 
 
-class _FileLock:
-    """An exclusive, non-blocking operating-system lock on one file, held until released
-    or until the process ends."""
-
-    def __init__(self, path: pathlib.Path):
-        self.path = path
-        try:  # never through a link planted in its place: the link's target would be overwritten
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        except OSError as err:
-            if path.is_symlink():
-                raise WorkDirectoryError(f"{path} is a symbolic link; jaxdl does not follow it. Remove it, or "
-                                         "give this run another --workdir") from None
-            raise
-        self.file = os.fdopen(fd, "r+")
-        try:
-            if sys.platform == "win32":
-                import msvcrt
-
-                msvcrt.locking(self.file.fileno(), msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-
-                fcntl.flock(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.file.seek(0)
-            holder = self.file.read().strip() or "unknown"
-            self.file.close()
-            raise WorkDirectoryError(
-                f"{path.parent} is in use by another jaxdl run (process {holder}); wait for it to "
-                "finish, or give this run another --workdir") from None
-        self.file.seek(0)
-        self.file.truncate()
-        self.file.write(f"{os.getpid()}\n")
-        self.file.flush()
-
-    def release(self) -> None:
-        if not self.file.closed:
-            self.file.close()  # closing the file releases the lock
-
-
 class WorkDirectory:
     """The work directory of one run, opened for this process.
 
@@ -155,7 +113,7 @@ class WorkDirectory:
             self._read_marker()  # refuses a directory that is not a jaxdl run, before anything is written
         try:
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock = _FileLock(self.path / LOCK)
+            self._lock = FolderLock(self.path, WorkDirectoryError, "give this run another --workdir")
         except OSError as err:
             raise WorkDirectoryError(f"cannot use {self.path} as a work directory: {err}") from err
         try:
@@ -275,18 +233,23 @@ class WorkDirectory:
                 + ". Resume with the run's own settings, or start a new run (--overwrite or another --workdir)")
 
     def check_data(self, name: str, description: dict[str, Any]) -> None:
-        """Record what dataset ``name`` was (its source, its sizes) on the run's first
-        start; on a resume, refuse data that differs from it."""
+        """Record what dataset ``name`` was (its source, its sizes, its fingerprint) on the
+        run's first start; on a resume, refuse data that differs from it, naming each
+        difference. A part the marker lacks (recorded by an older jaxdl) is added."""
         description = _as_json(description)
         saved = self.marker["data"].get(name)
         if saved is None:
             self.marker["data"][name] = description
             self._write_marker()
-        elif saved != description:
-            differences = [f"{k} was {saved.get(k)!r}, now {description.get(k)!r}"
-                           for k in sorted(set(saved) | set(description)) if saved.get(k) != description.get(k)]
+            return
+        found = _differences(saved, description)
+        if found:
             raise ResumeMismatchError(f"cannot resume {self.path}: dataset {name!r} differs from the one "
-                                      f"the run started with ({'; '.join(differences)})")
+                                      f"the run started with ({'; '.join(found)}). Resume with the run's own "
+                                      "data, or start a new run (--overwrite or another --workdir)")
+        if description != saved:
+            self.marker["data"][name] = description
+            self._write_marker()
 
     def close(self) -> None:
         """Release the lock (the directory and its marker stay)."""
@@ -299,6 +262,19 @@ class WorkDirectory:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> list[str]:
+    """``["train.labels was 'a1..', now 'b2..'", ...]``: the values that differ, by their
+    dotted paths; a part that ``saved`` lacks is not a difference."""
+    found = []
+    for key in sorted(set(saved) | set(now), key=str):
+        was, is_ = saved.get(key), now.get(key)
+        if isinstance(was, dict) and isinstance(is_, dict):
+            found += _differences(was, is_, f"{prefix}{key}.")
+        elif key in saved and was != is_:
+            found.append(f"{prefix}{key} was {was!r}, now {is_!r}")
+    return found
 
 
 def _now() -> str:
