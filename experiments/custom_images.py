@@ -35,6 +35,7 @@ SNEAKER = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "images" /
 root, image_path = cfg.extra["images"], cfg.extra["image"]
 if root is None:  # the stand-in: footwear from Fashion-MNIST as a small RGB photo folder
     root = exp.path("images")
+    data.folder.check_memory_for(300, size, "the stand-in folder")
     if not (root / "test").exists():  # Sandal, Sneaker, Ankle boot
         data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir, offline=cfg.offline or None), root, classes=(5, 7, 9),
                                  per_class={"train": 75, "test": 25}, size=size)

@@ -36,12 +36,15 @@ What makes a checkpoint trustworthy:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import math
 import os
 import pathlib
 import shutil
+import sys
 import warnings
 from typing import Any
 
@@ -173,6 +176,47 @@ ITEMS = ("state", "progress")
 """The items of a jaxdl checkpoint: the TrainState's arrays, and a JSON of everything else."""
 
 
+def _reason(err: BaseException) -> str:
+    """An exception in a line: its type and message, without TensorStore's spec dump."""
+    message = str(err).split(" [tensorstore_spec=")[0].split("\n")[0]
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return f"{type(err).__name__}: {message}"
+
+
+@contextlib.contextmanager
+def _quiet_library_logs():
+    """Silence what Orbax, TensorStore's asyncio tasks and absl log while a damaged
+    checkpoint fails to read: the warning jaxdl gives says it once, in one line."""
+    loggers = [logging.getLogger(name) for name in ("absl", "asyncio", "orbax", "jax._src.distributed")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _ignore_closed_event_loops() -> None:
+    """After a read of a damaged checkpoint fails, Orbax closes its event loop while
+    TensorStore still has callbacks for it; each then reports "Event loop is closed"
+    as an unraisable exception, a traceback for nothing. Drop those (once installed,
+    the filter stays: the callbacks may come after the restore has returned)."""
+    previous = sys.unraisablehook
+    if getattr(previous, "jaxdl_filter", False):
+        return
+
+    def hook(unraisable):
+        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.jaxdl_filter = True
+    sys.unraisablehook = hook
+
+
 def _check_keep(keep: int, best_mode: str) -> None:
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise ArgumentError(f"keep must be a positive int (checkpoints to keep), got {keep!r}")
@@ -238,7 +282,7 @@ class CheckpointStore:
                 state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)), metrics=metrics)
         except Exception as err:
             raise CheckpointSaveError(f"could not save checkpoint {step} to {self.directory}: "
-                                      f"{type(err).__name__}: {err}") from err
+                                      f"{_reason(err)}") from err
         if not saved:
             latest = self.manager.latest_step()
             raise CheckpointSaveError(
@@ -261,6 +305,10 @@ class CheckpointStore:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         abstract = abstract_state(target)
         errors = []
+        with _quiet_library_logs():  # a damaged file is reported once, by the warning below
+            return self._restore_first_good(candidates, abstract, step, errors)
+
+    def _restore_first_good(self, candidates, abstract, step, errors):
         for candidate in candidates:
             where = f"checkpoint {self.path(candidate)}"
             try:
@@ -268,14 +316,14 @@ class CheckpointStore:
                 if saved is None:
                     raise ValueError("it holds no metadata for the state")
             except Exception as err:  # unreadable metadata: a damaged checkpoint
-                errors.append(self._set_aside(candidate, f"{type(err).__name__}: {err}"))
+                errors.append(self._set_aside(candidate, _reason(err)))
                 continue
             check_compatible(saved, abstract, where)  # another model: an error, not a fallback
             try:
                 restored = self.manager.restore(candidate, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(abstract), progress=ocp.args.JsonRestore()))
             except Exception as err:
-                errors.append(self._set_aside(candidate, f"{type(err).__name__}: {err}"))
+                errors.append(self._set_aside(candidate, _reason(err)))
                 continue
             damage = _failed_checksums(restored["state"], restored["progress"])
             if damage:
@@ -290,6 +338,7 @@ class CheckpointStore:
     def _set_aside(self, step: int, reason: str) -> str:
         """Move a damaged checkpoint out of the manager's sight (so the step can be saved
         again), keep it for inspection, and say so."""
+        _ignore_closed_event_loops()
         source = self.path(step)
         target = self.damaged_directory / str(step)
         n = 1
@@ -329,7 +378,7 @@ class CheckpointStore:
             self.manager.wait_until_finished()
         except Exception as err:
             raise CheckpointSaveError(f"a checkpoint save to {self.directory} failed: "
-                                      f"{type(err).__name__}: {err}") from err
+                                      f"{_reason(err)}") from err
 
     def close(self) -> None:
         """Stop Orbax's threads and give the directory back to other processes."""

@@ -33,6 +33,7 @@ one kind of object.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import hashlib
 import importlib.util
 import json
@@ -238,6 +239,16 @@ def _require_tensorflow(what: str) -> None:
 def _tfds_builder(name: str, data_dir: pathlib.Path | None):
     import tensorflow_datasets as tfds
 
+    try:
+        known = set(tfds.list_builders(with_community_datasets=False)) | set(idx.OFFICIAL_SHA256)
+    except Exception:  # noqa: BLE001 -- then tfds.builder below says what it can
+        known = None
+    if known is not None and name.split(":")[0].split("/")[0] not in known:
+        close = difflib.get_close_matches(name, sorted(known), n=3)
+        raise DatasetUnavailableError(
+            f"there is no dataset {name!r} (in jaxdl or tensorflow-datasets)"
+            + (f"; did you mean {' or '.join(map(repr, close))}?" if close else
+               "; the course's are 'mnist' and 'fashion_mnist', and tensorflow-datasets lists the others"))
     try:
         return tfds.builder(name, data_dir=data_dir)
     except Exception as err:  # tfds raises DatasetNotFoundError and friends

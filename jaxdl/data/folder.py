@@ -17,7 +17,7 @@ import stat
 import numpy as np
 from PIL import Image
 
-from jaxdl.errors import JaxdlError
+from jaxdl.errors import ArgumentError, JaxdlError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -72,7 +72,7 @@ class ImageFolder:
 
     def __init__(self, root: str | os.PathLike, image_size: tuple[int, int] = (64, 64)):
         self.root = pathlib.Path(root)
-        self.image_size = tuple(image_size)
+        self.image_size = check_image_size(image_size)
         self.classes, self.class_to_idx = find_classes(self.root)
         self.samples: list[tuple[pathlib.Path, int]] = [
             (path, self.class_to_idx[name])
@@ -116,6 +116,7 @@ class ImageFolder:
         from jaxdl.data.datasets import ArrayDataset
         import jax.numpy as jnp
 
+        check_memory_for(len(self), self.image_size, f"the images of {self.root}")
         images = np.stack([self[i][0] for i in range(len(self))])
         return ArrayDataset(jnp.asarray(images), jnp.asarray(self.targets, jnp.int32), self.class_names,
                             origin=f"the image folder {self.root}")
@@ -194,6 +195,42 @@ def _as_rgb(image: Image.Image, path: pathlib.Path) -> Image.Image:
     return image.convert("RGB")  # palette (P), grey (L, LA), RGBA, CMYK, 1-bit: Pillow maps them
 
 
+def check_image_size(image_size) -> tuple[int, int]:
+    """``image_size`` as ``(height, width)`` of positive ints with at most :data:`MAX_PIXELS`
+    pixels, or an :class:`~jaxdl.errors.ArgumentError` that says what it may be."""
+    try:
+        height, width = (int(side) for side in image_size)
+        whole = all(int(side) == side for side in image_size)
+    except (TypeError, ValueError):
+        height = width = whole = None
+    if not whole or height < 1 or width < 1:
+        raise ArgumentError(f"image_size must be (height, width), two whole numbers >= 1, got {image_size!r}")
+    if height * width > MAX_PIXELS:
+        raise ArgumentError(f"image_size {height}x{width} is {height * width:,} pixels an image, more than the "
+                            f"{MAX_PIXELS:,} jaxdl decodes; the course uses 64x64")
+    return height, width
+
+
+def check_memory_for(count: int, image_size: tuple[int, int], what: str) -> None:
+    """Raise :class:`ImageFolderError` if ``count`` RGB float32 images of ``image_size``
+    would not fit in the memory free now: found before the first one is decoded."""
+    height, width = check_image_size(image_size)
+    needed, free = count * height * width * 3 * 4, _free_memory()
+    if free is not None and needed > free:
+        raise ImageFolderError(
+            f"{count} images ({what}) at {height}x{width} need {needed / 2**30:.1f} GiB, and this machine has "
+            f"{free / 2**30:.1f} GiB free; choose a smaller image size, or stream a folder from disk with "
+            "make_batches(folder, batch_size)")
+
+
+def _free_memory() -> int | None:
+    """Bytes of memory free now, where the system says (Linux, macOS); else ``None``."""
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) -> np.ndarray:
     """One image file as RGB, resized to ``image_size`` (height, width): float32
     ``(H, W, 3)`` in [0, 1] -- the course's ``Resize`` + ``ToTensor``. Add a batch axis
@@ -201,9 +238,10 @@ def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) 
     Raises :class:`ImageFileError`, naming the file, for anything that is not a whole
     image (see :func:`open_image`)."""
     path = pathlib.Path(path)
+    image_size = check_image_size(image_size)
     with open_image(path) as image:
         try:
-            resized = _as_rgb(image, path).resize(tuple(image_size)[::-1], Image.BILINEAR)
+            resized = _as_rgb(image, path).resize(image_size[::-1], Image.BILINEAR)
         except (OSError, SyntaxError, ValueError) as err:  # a truncated file fails only when decoded
             if isinstance(err, ImageFileError):
                 raise

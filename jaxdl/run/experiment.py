@@ -32,6 +32,7 @@ import pathlib
 import platform
 import sys
 import time
+import warnings
 from typing import Any
 
 import jax
@@ -151,6 +152,7 @@ def parse_args(name: str, argv: list[str] | None = None, description: str = "",
         raise ValueError(f"may_change names {sorted(unknown)}, which are not flags of this experiment")
     if not args["debug"]:
         sys.excepthook = report_errors
+        warnings.showwarning = report_warning
     runtime.setup()
     return Config(name=name, extra=extra, may_change=tuple(may_change),
                   **{k: v for k, v in args.items() if k in known})
@@ -180,10 +182,17 @@ def report_errors(kind, error, traceback) -> None:
         print("interrupted: run the same command with --resume to continue from the last checkpoint",
               file=sys.stderr)
     elif isinstance(error, USER_ERRORS):
-        notes = " ".join(getattr(error, "__notes__", ()))
-        print(f"error: {error}{' ' + notes if notes else ''} (--debug shows the traceback)", file=sys.stderr)
+        notes = [note for note in getattr(error, "__notes__", ()) if not note.startswith("-----")]  # JAX's own
+        message = " ".join(" ".join([str(error), *notes]).split())  # one line, whatever the message holds
+        print(f"error: {message} (--debug shows the traceback)", file=sys.stderr)
     else:
         sys.__excepthook__(kind, error, traceback)
+
+
+def report_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A ``warnings.showwarning`` for experiment scripts: one line, without the source
+    line it was raised from (``--debug`` shows Python's usual two)."""
+    print(f"warning: {message}", file=file or sys.stderr, flush=True)
 
 
 class Experiment:
