@@ -17,6 +17,7 @@ from conftest import SHARED_DATA
 from jaxdl import data as D
 from jaxdl import plots
 from jaxdl.data import idx
+from jaxdl.errors import ArgumentError
 
 
 @pytest.fixture(scope="module")
@@ -228,7 +229,7 @@ def test_a_large_tfds_dataset_streams_from_the_host(monkeypatch):
 
     with tfds.testing.mock_data(num_examples=20):
         source = D.TfdsImageSource("fashion_mnist", "train")
-        loader = D.make_batches(source, 8, key=jax.random.key(0))
+        loader = D.make_batches(source, 8, key=jax.random.key(0), worker_count=0)  # the mock is this process's
         assert isinstance(loader, D.HostBatches) and len(loader) == 3
         batches = list(loader.epoch(0))
     assert batches[0]["x"].shape == (8, 28, 28, 1) and batches[0]["x"].dtype == jnp.float32
@@ -419,15 +420,64 @@ def test_16_bit_and_palette_images_keep_their_brightness(tmp_path):
         D.read_image(tmp_path / "float.tif")
 
 
-def test_host_streaming_gives_the_same_batches_as_the_device(image_folder):
+@pytest.mark.parametrize("workers", [0, 1, 2])
+def test_streamed_batches_are_the_device_batches_whatever_the_workers(image_folder, workers):
+    """Grain reads a folder in worker processes in jaxdl's order: epoch after epoch, from
+    any step of any epoch, the batches the device would gather."""
     folder = D.ImageFolder(image_folder / "train", image_size=(32, 32))
     key = jax.random.key(5)
-    streamed = list(D.make_batches(folder, 4, key).epoch(1))
-    gathered = list(D.make_batches(folder.load(), 4, key).epoch(1))
+    streamed = D.make_batches(folder, 4, key, worker_count=workers)
+    gathered = D.make_batches(folder.load(), 4, key)
     assert len(streamed) == len(gathered) == 4
-    for a, b in zip(streamed, gathered):
-        for name in ("x", "y", "mask"):
-            np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+    for epoch, start in ((0, 0), (1, 0), (2, 0), (4, 2), (5, 0), (2, 3)):  # on, and resumed elsewhere
+        pairs = list(zip(streamed.epoch(epoch, start), gathered.epoch(epoch, start), strict=True))
+        assert len(pairs) == 4 - start
+        for a, b in pairs:
+            for name in ("x", "y", "mask"):
+                np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+    streamed.close()
+
+
+def test_a_bad_image_is_named_from_the_worker_that_read_it(image_folder):
+    bad = image_folder / "train" / "pizza" / "2.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    loader = D.make_batches(D.ImageFolder(image_folder / "train", (16, 16)), 4, worker_count=2)
+    began = time.perf_counter()
+    with pytest.raises(D.ImageFileError, match=f"cannot read image {bad}: cannot identify image file"):
+        list(loader.epoch(0))
+    assert time.perf_counter() - began < 60
+
+
+class DiesAtSeven:
+    """A source whose reader process dies (as one killed for memory would) at example 7."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, index):
+        if index == 7:
+            os._exit(3)
+        return np.zeros((2, 2, 1), np.float32), 0
+
+
+def test_a_worker_that_dies_fails_the_loader_at_once():
+    loader = D.make_batches(DiesAtSeven(), 4, worker_count=1)
+    began = time.perf_counter()
+    with pytest.raises(D.stream.WorkerError, match="a data-loading worker process ended before its batch was read"):
+        list(loader.epoch(0))
+    assert time.perf_counter() - began < 60
+
+
+def test_several_processes_need_a_global_batch_they_can_share(image_folder, monkeypatch):
+    folder = D.ImageFolder(image_folder / "train", (16, 16))  # 15 images
+    monkeypatch.setattr(D.stream.jax, "process_count", lambda: 2)
+    with pytest.raises(ArgumentError, match="needs the sharding of a global batch"):
+        D.make_batches(folder, 4)
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    with pytest.raises(ArgumentError, match="batch_size 5 cannot be split evenly over 2 processes"):
+        D.make_batches(folder, 5, sharding=sharding)
+    with pytest.raises(ArgumentError, match="15 examples, fewer than one global batch of 16 over 2"):
+        D.make_batches(folder, 16, sharding=sharding)
 
 
 # --- batches ---------------------------------------------------------------------------------

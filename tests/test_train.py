@@ -26,6 +26,7 @@ from jaxdl import losses as L
 from jaxdl import metrics as M
 from jaxdl import plots
 from jaxdl import train as T
+from jaxdl import data as D
 from jaxdl.data import DeviceBatches, make_batches
 from jaxdl.epoch import BatchEvents
 from jaxdl.learner import (EVENTS, Callback, CancelBatchException, CancelEpochException, CancelFitException,
@@ -504,14 +505,18 @@ def _run_script(workdir, *extra):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("scan", [False, True], ids=["per-batch", "scanned"])
-def test_resume_after_kill_is_bit_identical(tmp_path, scan):
-    flags = ["--scan"] if scan else []
+@pytest.mark.parametrize("how", ["per-batch", "scanned", "streamed"])
+def test_resume_after_kill_is_bit_identical(tmp_path, how):
+    """Killed at a random step and run again, the run ends with the bytes of one never
+    killed: per batch, as scanned epochs, and streamed from an image folder by two
+    Grain worker processes."""
+    flags = {"per-batch": [], "scanned": ["--scan"],
+             "streamed": ["--folder", str(tmp_path / "images"), "--examples", "640", "--workers", "2"]}[how]
     whole = _run_script(tmp_path / "whole", *flags)
     assert whole.returncode == 0, whole.stderr[-2000:]
     # the same command, killed (SIGKILL) once a checkpoint at or past a random step exists
-    # (63 steps an epoch, a checkpoint every 10), then run again
-    kill_at = random.Random().randrange(10, 170)
+    # (63 steps an epoch, 20 streamed; a checkpoint every 10), then run again
+    kill_at = random.Random().randrange(10, 50 if how == "streamed" else 170)
     workdir = tmp_path / "killed"
     cmd = [sys.executable, str(TESTS / "helpers_train_script.py"), str(workdir), *flags]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -561,17 +566,37 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one(tmp_path):
+def _two_processes(tmp_path, *folder):
     port, out = str(_free_port()), tmp_path / "params.npz"
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     script = str(TESTS / "helpers_distributed_check.py")
-    procs = [subprocess.Popen([sys.executable, script, port, str(i), str(out)], env=env,
+    procs = [subprocess.Popen([sys.executable, script, port, str(i), str(out), *map(str, folder)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
     logs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
-    # one process, the whole batches
+    return out
+
+
+@pytest.mark.parametrize("how", ["sliced by hand", "streamed"])
+def test_two_processes_train_like_one(tmp_path, how):
+    """Two processes, each feeding half of every batch -- sliced by hand, or read from an
+    image folder by the Grain loader, each process opening only its share of the files --
+    end with the parameters of one process on the whole batches."""
     x = jax.random.uniform(jax.random.key(0), (64, 28, 28, 1))
     y = jax.random.randint(jax.random.key(1), (64,), 0, 10)
+    if how == "streamed":
+        folder = tmp_path / "images"
+        D.write_image_folder(x, y, [str(c) for c in range(10)], folder)
+        loaded = D.ImageFolder(folder, (28, 28)).load()
+        x, y = loaded.images[..., :1], loaded.labels  # as each process reads them
+        out = _two_processes(tmp_path, folder)
+        # one worker with one reading thread reads in order: the first 32 files each process
+        # opened are its half of epoch 0 (the worker reads on into epoch 1 while epoch 0 trains)
+        opened = [pathlib.Path(f"{out}.opened.{i}").read_text().split()[:32] for i in (0, 1)]
+        assert len(set(opened[0])) == len(set(opened[1])) == 32 and not set(opened[0]) & set(opened[1])
+    else:
+        out = _two_processes(tmp_path)
+    # one process, the whole batches
     state = T.create_train_state(SimpleCNN(), jax.random.key(2), x[:1], T.make_optimizer("sgd", 0.01, momentum=0.5))
     for batch in DeviceBatches(x, y, 16, key=jax.random.key(3)).epoch(0):
         state, _ = T.train_step(state, batch)

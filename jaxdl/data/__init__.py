@@ -6,8 +6,9 @@
 * :class:`ImageFolder` -- ``root/<class>/<image>`` folders, :func:`walk_through_dir`;
 * :mod:`~jaxdl.data.augment` -- flips and TrivialAugmentWide on the device;
 * :func:`make_batches` -- shuffled, fixed-size, masked batches gathered on the device
-  (or streamed from the host when the data does not fit), each loader declaring what
-  the training loop may ask of it (:mod:`~jaxdl.data.loader`).
+  (or streamed from the host by a Grain pipeline when the data does not fit,
+  :mod:`~jaxdl.data.stream`), each loader declaring what the training loop may ask of
+  it (:mod:`~jaxdl.data.loader`).
 
 Each name is imported from its module on first use.
 """
@@ -16,7 +17,8 @@ from jaxdl.support.lazy import lazy_names
 
 _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("compose", "random_horizontal_flip", "random_translate", "trivial_augment_wide"), "augment"),
-    **dict.fromkeys(("DeviceBatches", "HostBatches", "make_batches"), "batches"),
+    **dict.fromkeys(("DeviceBatches", "make_batches"), "batches"),
+    **dict.fromkeys(("HostBatches", "default_worker_count"), "stream"),
     **dict.fromkeys(("ArrayDataset", "DatasetUnavailableError", "ImageClassificationData", "LabelError",
                      "TfdsImageSource", "check_labels", "load_dataset", "prepare_from_official_files"), "datasets"),
     **dict.fromkeys(("ImageFileError", "ImageFolder", "ImageFolderError", "export_image_folder", "find_classes", "image_folder_splits",
@@ -24,8 +26,8 @@ _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("CorruptFileError", "WrongDatasetError"), "idx"),
     **dict.fromkeys(("DeviceLoader", "Gather", "Loader"), "loader"),
     **dict.fromkeys(("make_blobs", "make_circles", "make_linear", "train_test_split"), "synthetic"),
-    **{module: module for module in ("augment", "batches", "datasets", "download", "folder", "idx", "loader",
-                                     "synthetic")},
+    **{module: module for module in ("augment", "batches", "datasets", "download", "fingerprint", "folder", "idx",
+                                     "loader", "reading", "stream", "synthetic")},
 }
 
 __all__ = sorted(_NAMES)

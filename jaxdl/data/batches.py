@@ -7,9 +7,10 @@ the data lives):
 * :class:`DeviceBatches` for data that fits on the device (MNIST, Fashion-MNIST, the
   synthetic sets, a small image folder): the whole dataset lives there and each batch
   is gathered there by one jitted call, so the host does not sit in the loop;
-* :class:`HostBatches` for data that does not (a big image folder, a large tfds
-  dataset): examples are read on the host in background threads and sent to the
-  device a few batches ahead.
+* :class:`~jaxdl.data.stream.HostBatches` for data that does not (a big image folder,
+  a large tfds dataset): a Grain pipeline reads the examples on the host, in worker
+  processes, each JAX process its own share, and sends them to the device a few
+  batches ahead.
 
 Every batch is a dict ``{"x": inputs, "y": targets, "mask": weights}`` of a fixed
 batch size. A partial last batch (``drop_last=False``) is padded with copies of
@@ -25,7 +26,6 @@ course's full-batch toys) keeps the order 0, 1, 2, ...: shuffling it changes not
 
 from __future__ import annotations
 
-import concurrent.futures
 import functools
 import math
 from collections.abc import Iterator
@@ -74,8 +74,8 @@ def _epoch_order(key, epoch, *, num_examples: int, batch_size: int, drop_last: b
     return indices.reshape(batches, batch_size), mask.reshape(batches, batch_size)
 
 
-def _checked_arguments(batch_size: int, num_examples: int, drop_last: bool, sharding: Any,
-                       transform: Transform | None, transform_key: jax.Array | None) -> int:
+def checked_arguments(batch_size: int, num_examples: int, drop_last: bool, sharding: Any,
+                      transform: Transform | None, transform_key: jax.Array | None) -> int:
     """The batch size to use, after checking the arguments both loaders share: ``batch_size``,
     or ``num_examples`` when one batch holds the whole set and nothing splits it over
     devices -- that batch is then the set itself, as PyTorch's DataLoader yields it, not
@@ -114,7 +114,7 @@ class DeviceBatches:
                  transform_key: jax.Array | None = None, sharding: Any = None):
         if len(x) != len(y):
             raise ShapeError(f"x has {len(x)} examples but y has {len(y)}")
-        batch_size = _checked_arguments(batch_size, len(x), drop_last, sharding, transform, transform_key)
+        batch_size = checked_arguments(batch_size, len(x), drop_last, sharding, transform, transform_key)
         self.arrays = {"x": jnp.asarray(x), "y": jnp.asarray(y)}
         if transform is not None:
             self.arrays["transform_key"] = transform_key
@@ -150,69 +150,20 @@ class DeviceBatches:
         return self.epoch(0)
 
 
-class HostBatches:
-    """Batches read on the host from a random-access ``source`` and streamed to the device.
-
-    ``source[i]`` returns ``(x_i, y_i)`` as NumPy (an :class:`ImageFolder`, or any
-    sequence of pairs). ``workers`` threads build batches ``prefetch`` ahead of the
-    training loop, so reading overlaps computing. The order equals
-    :class:`DeviceBatches`' for the same key. A :class:`~jaxdl.data.loader.Loader`
-    whose epochs run step by step (its data is not on the device).
-    """
-
-    on_device = False
-
-    def __init__(self, source, batch_size: int, key: jax.Array | None = None,
-                 drop_last: bool = False, transform: Transform | None = None,
-                 transform_key: jax.Array | None = None, sharding: Any = None,
-                 prefetch: int = 2, workers: int = 4):
-        batch_size = _checked_arguments(batch_size, len(source), drop_last, sharding, transform, transform_key)
-        self.source, self.batch_size, self.key, self.drop_last = source, batch_size, key, drop_last
-        self.num_examples = len(source)
-        self.transform, self.transform_key = transform, transform_key
-        self.sharding, self.prefetch, self.workers = sharding, prefetch, workers
-        self._augment = jax.jit(self._augment_batch)
-
-    def __len__(self) -> int:
-        return num_batches(self.num_examples, self.batch_size, self.drop_last)
-
-    def _read(self, indices: np.ndarray, mask: np.ndarray) -> Batch:
-        pairs = [self.source[int(i)] for i in indices]
-        batch = {"x": np.stack([p[0] for p in pairs]), "y": np.asarray([p[1] for p in pairs]),
-                 "mask": mask}
-        return jax.device_put(batch, self.sharding) if self.sharding is not None else jax.device_put(batch)
-
-    def _augment_batch(self, batch, step, epoch):
-        return {**batch, "x": self.transform(augment_key(self.transform_key, epoch, step), batch["x"])}
-
-    def epoch(self, epoch: int = 0, start: int = 0) -> Iterator[Batch]:
-        """The batches of ``epoch``, from batch ``start`` on (to resume mid-epoch)."""
-        indices, mask = jax.device_get(
-            epoch_order(self.num_examples, self.batch_size, self.key, epoch, self.drop_last))
-        with concurrent.futures.ThreadPoolExecutor(self.workers) as pool:
-            pending = [pool.submit(self._read, indices[s], mask[s])
-                       for s in range(start, min(start + self.prefetch, len(indices)))]
-            for step in range(start, len(indices)):
-                batch = pending.pop(0).result()
-                ahead = step + len(pending) + 1
-                if ahead < len(indices):
-                    pending.append(pool.submit(self._read, indices[ahead], mask[ahead]))
-                yield self._augment(batch, step, epoch) if self.transform is not None else batch
-
-    def __iter__(self) -> Iterator[Batch]:
-        return self.epoch(0)
-
-
 def make_batches(data, batch_size: int, key: jax.Array | None = None, drop_last: bool = False,
-                 **kwargs) -> DeviceBatches | HostBatches:
+                 **kwargs):
     """The right loader for ``data``: an in-memory dataset (anything with ``images`` and
-    ``labels``, or an ``(x, y)`` pair of arrays) goes to the device whole; a
-    random-access source (``source[i] -> (x, y)``) streams from the host."""
+    ``labels``, or an ``(x, y)`` pair of arrays) goes to the device whole
+    (:class:`DeviceBatches`); a random-access source (``source[i] -> (x, y)``) streams
+    from the host through Grain (:class:`~jaxdl.data.stream.HostBatches`, which also
+    takes ``worker_count`` and ``prefetch``)."""
     if hasattr(data, "images") and hasattr(data, "labels"):
         return DeviceBatches(data.images, data.labels, batch_size, key, drop_last, **kwargs)
     if isinstance(data, tuple) and len(data) == 2:
         return DeviceBatches(data[0], data[1], batch_size, key, drop_last, **kwargs)
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        from jaxdl.data.stream import HostBatches  # Grain, imported when a loader needs it
+
         return HostBatches(data, batch_size, key, drop_last, **kwargs)
     raise ArgumentTypeError(f"cannot make batches from {type(data).__name__}: expected an ArrayDataset, "
                     "an (x, y) pair of arrays, or a source with __len__ and __getitem__")

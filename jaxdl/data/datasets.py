@@ -353,7 +353,7 @@ class TfdsImageSource:
     """A tfds image-classification split as a random-access source of ``(image, label)``
     pairs -- float32 HWC in [0, 1] and an int -- for datasets too large to hold on the
     device: ``make_batches(TfdsImageSource("imagenette", "train"), 64, key)`` streams
-    it from the host in background threads, with the same batches interface."""
+    it from the host through a Grain pipeline, with the same batches interface."""
 
     def __init__(self, name: str, split: str, data_dir: str | os.PathLike | None = None,
                  download: bool = True, offline: bool | None = None):
@@ -370,8 +370,14 @@ class TfdsImageSource:
         return len(self.source)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        image, label = self.read_uint8(index)
+        return image.astype(np.float32) / 255.0, label
+
+    def read_uint8(self, index: int) -> tuple[np.ndarray, int]:
+        """Example ``index`` as tfds stores it: uint8 HWC in 0-255, and its label
+        (:class:`~jaxdl.data.reading.ByteImageSource`)."""
         record = self.source[index]
-        image = np.asarray(record["image"], np.float32) / 255.0
+        image = np.asarray(record["image"], np.uint8)
         return (image[..., None] if image.ndim == 2 else image), int(record["label"])
 
 

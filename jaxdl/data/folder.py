@@ -111,15 +111,22 @@ class ImageFolder:
         path, label = self.samples[index]
         return read_image(path, self.image_size), label
 
+    def read_uint8(self, index: int) -> tuple[np.ndarray, int]:
+        """Image ``index`` resized, as uint8 ``(H, W, 3)`` in 0-255, and its label: what a
+        loader moves to the device and scales there
+        (:class:`~jaxdl.data.reading.ByteImageSource`)."""
+        path, label = self.samples[index]
+        return read_image_uint8(path, self.image_size), label
+
     def load(self):
-        """Every image of the folder, resized, as an on-device ``ArrayDataset``."""
+        """Every image of the folder, resized, as an on-device ``ArrayDataset`` (scaled to
+        [0, 1] there, as ``ArrayDataset.from_uint8`` does)."""
         from jaxdl.data.datasets import ArrayDataset
-        import jax.numpy as jnp
 
         check_memory_for(len(self), self.image_size, f"the images of {self.root}")
-        images = np.stack([self[i][0] for i in range(len(self))])
-        return ArrayDataset(jnp.asarray(images), jnp.asarray(self.targets, jnp.int32), self.class_names,
-                            origin=f"the image folder {self.root}")
+        images = np.stack([self.read_uint8(i)[0] for i in range(len(self))])
+        return ArrayDataset.from_uint8(images, np.asarray(self.targets, np.int32), self.class_names,
+                                       origin=f"the image folder {self.root}")
 
 
 def image_folder_splits(root: str | os.PathLike, image_size: tuple[int, int] = (64, 64),
@@ -237,6 +244,13 @@ def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) 
     with ``[None]`` to predict on it (the course's "predict on a custom image").
     Raises :class:`ImageFileError`, naming the file, for anything that is not a whole
     image (see :func:`open_image`)."""
+    pixels = read_image_uint8(path, image_size).astype(np.float32)
+    pixels /= 255.0
+    return pixels
+
+
+def read_image_uint8(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) -> np.ndarray:
+    """:func:`read_image` before the scaling: uint8 ``(H, W, 3)`` in 0-255."""
     path = pathlib.Path(path)
     image_size = check_image_size(image_size)
     with open_image(path) as image:
@@ -246,7 +260,7 @@ def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) 
             if isinstance(err, ImageFileError):
                 raise
             raise ImageFileError(f"cannot decode image {path}: {err}") from None
-    return np.asarray(resized, np.float32) / 255.0
+    return np.asarray(resized)
 
 
 def write_image_folder(images, labels, class_names, root: str | os.PathLike,
