@@ -438,6 +438,28 @@ def test_streamed_batches_are_the_device_batches_whatever_the_workers(image_fold
     streamed.close()
 
 
+def test_an_array_record_file_streams_the_folder_it_was_written_from(image_folder, tmp_path):
+    folder = D.ImageFolder(image_folder / "train", image_size=(32, 32))
+    path = D.write_image_records(folder, tmp_path / "train.array_record")
+    records = D.ImageRecords(path, image_size=(32, 32))
+    assert len(records) == len(folder) and records.class_names == folder.class_names
+    image, label = records[3]
+    assert image.dtype == np.float32 and label == folder.samples[3][1]
+    np.testing.assert_array_equal(image, folder[3][0])
+    key = jax.random.key(2)
+    for a, b in zip(D.make_batches(records, 4, key, worker_count=2).epoch(1),
+                    D.make_batches(folder.load(), 4, key).epoch(1), strict=True):
+        for name in ("x", "y", "mask"):
+            np.testing.assert_allclose(a[name], b[name], atol=1e-6)
+    cut = tmp_path / "cut.array_record"
+    cut.write_bytes(path.read_bytes())
+    (tmp_path / "cut.array_record.json").write_text('{"class_names": ["a"], "records": 99}')
+    with pytest.raises(D.ImageRecordsError, match="holds 15 records, but its description says 99"):
+        D.ImageRecords(cut)
+    with pytest.raises(D.ImageRecordsError, match="no readable description"):
+        D.ImageRecords(tmp_path / "cut.array_record.json")
+
+
 def test_a_bad_image_is_named_from_the_worker_that_read_it(image_folder):
     bad = image_folder / "train" / "pizza" / "2.jpg"
     bad.write_bytes(b"not a jpeg at all")

@@ -4,6 +4,7 @@
   device (offline from the official files, or through tensorflow-datasets);
 * :mod:`~jaxdl.data.synthetic` -- the course's line, circles and blobs, drawn with keys;
 * :class:`ImageFolder` -- ``root/<class>/<image>`` folders, :func:`walk_through_dir`;
+  :class:`ImageRecords` -- such a folder as one ArrayRecord file (:mod:`~jaxdl.data.records`);
 * :mod:`~jaxdl.data.augment` -- flips and TrivialAugmentWide on the device;
 * :func:`make_batches` -- shuffled, fixed-size, masked batches gathered on the device
   (or streamed from the host by a Grain pipeline when the data does not fit,
@@ -24,10 +25,11 @@ _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("ImageFileError", "ImageFolder", "ImageFolderError", "export_image_folder", "find_classes", "image_folder_splits",
                      "read_image", "walk_through_dir", "write_image_folder"), "folder"),
     **dict.fromkeys(("CorruptFileError", "WrongDatasetError"), "idx"),
+    **dict.fromkeys(("ImageRecords", "ImageRecordsError", "write_image_records"), "records"),
     **dict.fromkeys(("DeviceLoader", "Gather", "Loader"), "loader"),
     **dict.fromkeys(("make_blobs", "make_circles", "make_linear", "train_test_split"), "synthetic"),
     **{module: module for module in ("augment", "batches", "datasets", "download", "fingerprint", "folder", "idx",
-                                     "loader", "reading", "stream", "synthetic")},
+                                     "loader", "reading", "records", "stream", "synthetic")},
 }
 
 __all__ = sorted(_NAMES)

@@ -10,6 +10,7 @@ image is decoded with Pillow, converted to RGB and resized, and comes out as an
 
 from __future__ import annotations
 
+import io
 import os
 import pathlib
 import stat
@@ -254,12 +255,35 @@ def read_image_uint8(path: str | os.PathLike, image_size: tuple[int, int] = (64,
     path = pathlib.Path(path)
     image_size = check_image_size(image_size)
     with open_image(path) as image:
-        try:
-            resized = _as_rgb(image, path).resize(image_size[::-1], Image.BILINEAR)
-        except (OSError, SyntaxError, ValueError) as err:  # a truncated file fails only when decoded
-            if isinstance(err, ImageFileError):
-                raise
-            raise ImageFileError(f"cannot decode image {path}: {err}") from None
+        return _resized_rgb(image, path, image_size)
+
+
+def decode_image_uint8(encoded: bytes, image_size: tuple[int, int], name: str) -> np.ndarray:
+    """An image file's bytes (a JPEG or PNG as stored), decoded as :func:`read_image_uint8`
+    decodes a file; errors name ``name`` (where the bytes came from)."""
+    image_size = check_image_size(image_size)
+    try:
+        image = Image.open(io.BytesIO(encoded))
+    except Image.DecompressionBombError:
+        raise ImageFileError(f"cannot read image {name}: it has more than the {MAX_PIXELS:,} pixels jaxdl "
+                             "decodes") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageFileError(f"cannot read image {name}: {err}") from None
+    with image:
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageFileError(f"cannot read image {name}: it is {width} x {height} pixels, more than the "
+                                 f"{MAX_PIXELS:,} pixels jaxdl decodes")
+        return _resized_rgb(image, name, image_size)
+
+
+def _resized_rgb(image: Image.Image, name, image_size: tuple[int, int]) -> np.ndarray:
+    try:
+        resized = _as_rgb(image, name).resize(image_size[::-1], Image.BILINEAR)
+    except (OSError, SyntaxError, ValueError) as err:  # a truncated file fails only when decoded
+        if isinstance(err, ImageFileError):
+            raise
+        raise ImageFileError(f"cannot decode image {name}: {err}") from None
     return np.asarray(resized)
 
 
