@@ -80,7 +80,7 @@ class ThreadBatches:
         import jax
         import numpy as np
 
-        from jaxdl.data.batches import epoch_order
+        from jaxdl.data.order import epoch_order
 
         indices, mask = jax.device_get(epoch_order(len(self.source), self.batch_size, self.key, epoch, False))
 

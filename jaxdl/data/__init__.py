@@ -29,7 +29,7 @@ _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("DeviceLoader", "Gather", "Loader"), "loader"),
     **dict.fromkeys(("make_blobs", "make_circles", "make_linear", "train_test_split"), "synthetic"),
     **{module: module for module in ("augment", "batches", "datasets", "download", "fingerprint", "folder", "idx",
-                                     "loader", "reading", "records", "stream", "synthetic")},
+                                     "loader", "order", "reading", "records", "stream", "synthetic")},
 }
 
 __all__ = sorted(_NAMES)

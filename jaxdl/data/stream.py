@@ -5,7 +5,7 @@ decodes images in worker processes while the model trains. :class:`HostBatches` 
 that with Grain, the JAX ecosystem's data loader:
 
 * **the order is jaxdl's**: epoch ``e``'s order is a function of the key and ``e``
-  (:func:`jaxdl.data.batches.epoch_order`), the same as :class:`~jaxdl.data.DeviceBatches`
+  (:func:`jaxdl.data.order.epoch_order`), the same as :class:`~jaxdl.data.DeviceBatches`
   gives for the same key, whatever the number of workers or processes;
 * **each process reads its share**: with several JAX processes, each global batch is
   split into one slice per process, and a process reads only its slice -- its part
@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl.data.batches import checked_arguments, epoch_order, num_batches
+from jaxdl.data.order import checked_arguments, epoch_order, num_batches
 from jaxdl.data.loader import Batch, Transform, augment_key
 from jaxdl.data.reading import ByteImageSource, ReadBatch
 from jaxdl.errors import ArgumentError, JaxdlError
