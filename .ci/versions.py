@@ -4,7 +4,7 @@ import importlib.metadata
 import platform
 import sys
 
-LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-datasets", "tensorflow",
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets", "tensorflow",
              "tensorflow-cpu", "numpy", "chex")
 
 print(f"== {' '.join(sys.argv[1:]) or 'versions'}: Python {platform.python_version()}")
