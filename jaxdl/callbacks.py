@@ -186,7 +186,7 @@ class _EpochLog(Callback):
                 rows = [history_row(restored, epoch, (epoch + 1) * learner.steps_per_epoch)
                         for epoch in range(learner.epoch)]
             else:
-                rows = [row for row in rows if _epoch_of(row) is not None and _epoch_of(row) < learner.epoch]
+                rows = [row for row in rows if (epoch := _epoch_of(row)) is not None and epoch < learner.epoch]
             with atomic_path(self.path) as tmp:
                 self.write_rows(tmp, rows, "w")
         self._first_epoch = False

@@ -49,6 +49,7 @@ import numpy as np
 
 from jaxdl.data import download as downloads
 from jaxdl.data import idx
+from jaxdl.data.folder import unit_float
 from jaxdl.errors import ArgumentError, ArgumentTypeError, JaxdlError, ShapeError
 from jaxdl.support.labels import LabelError, check_labels
 from jaxdl.support.project import DISTRIBUTION
@@ -371,7 +372,7 @@ class TfdsImageSource:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         image, label = self.read_uint8(index)
-        return image.astype(np.float32) / 255.0, label
+        return unit_float(image), label
 
     def read_uint8(self, index: int) -> tuple[np.ndarray, int]:
         """Example ``index`` as tfds stores it: uint8 HWC in 0-255, and its label

@@ -173,17 +173,24 @@ def open_image(path: str | os.PathLike) -> Image.Image:
         raise ImageFileError(f"cannot read image {path}: it is {kind}")
     if info.st_size == 0:
         raise ImageFileError(f"cannot read image {path}: the file is empty (0 bytes)")
+    return _opened(path, path)
+
+
+def _opened(source, name) -> Image.Image:
+    """Pillow's ``Image.open`` of ``source`` (a path or a file object): its header only,
+    refused with an :class:`ImageFileError` naming ``name`` when it is no image or has
+    more than :data:`MAX_PIXELS` pixels."""
     too_large = f"more than the {MAX_PIXELS:,} pixels jaxdl decodes; make a smaller copy of it"
     try:
-        image = Image.open(path)  # reads the header only
+        image = Image.open(source)  # reads the header only
     except Image.DecompressionBombError:  # twice Pillow's limit (below that, Pillow warns)
-        raise ImageFileError(f"cannot read image {path}: it has {too_large}") from None
+        raise ImageFileError(f"cannot read image {name}: it has {too_large}") from None
     except (OSError, SyntaxError, ValueError) as err:
-        raise ImageFileError(f"cannot read image {path}: {err}") from None
+        raise ImageFileError(f"cannot read image {name}: {err}") from None
     width, height = image.size
     if width * height > MAX_PIXELS:
         image.close()
-        raise ImageFileError(f"cannot read image {path}: it is {width} x {height} pixels, {too_large}")
+        raise ImageFileError(f"cannot read image {name}: it is {width} x {height} pixels, {too_large}")
     return image
 
 
@@ -245,9 +252,14 @@ def read_image(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) 
     with ``[None]`` to predict on it (the course's "predict on a custom image").
     Raises :class:`ImageFileError`, naming the file, for anything that is not a whole
     image (see :func:`open_image`)."""
-    pixels = read_image_uint8(path, image_size).astype(np.float32)
-    pixels /= 255.0
-    return pixels
+    return unit_float(read_image_uint8(path, image_size))
+
+
+def unit_float(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels (0-255) as float32 in [0, 1]: the course's ``ToTensor`` scaling, on the host."""
+    scaled = pixels.astype(np.float32)
+    scaled /= 255.0
+    return scaled
 
 
 def read_image_uint8(path: str | os.PathLike, image_size: tuple[int, int] = (64, 64)) -> np.ndarray:
@@ -262,18 +274,7 @@ def decode_image_uint8(encoded: bytes, image_size: tuple[int, int], name: str) -
     """An image file's bytes (a JPEG or PNG as stored), decoded as :func:`read_image_uint8`
     decodes a file; errors name ``name`` (where the bytes came from)."""
     image_size = check_image_size(image_size)
-    try:
-        image = Image.open(io.BytesIO(encoded))
-    except Image.DecompressionBombError:
-        raise ImageFileError(f"cannot read image {name}: it has more than the {MAX_PIXELS:,} pixels jaxdl "
-                             "decodes") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageFileError(f"cannot read image {name}: {err}") from None
-    with image:
-        width, height = image.size
-        if width * height > MAX_PIXELS:
-            raise ImageFileError(f"cannot read image {name}: it is {width} x {height} pixels, more than the "
-                                 f"{MAX_PIXELS:,} pixels jaxdl decodes")
+    with _opened(io.BytesIO(encoded), name) as image:
         return _resized_rgb(image, name, image_size)
 
 

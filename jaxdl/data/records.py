@@ -24,7 +24,7 @@ import pathlib
 
 import numpy as np
 
-from jaxdl.data.folder import ImageFolder, check_image_size, decode_image_uint8
+from jaxdl.data.folder import ImageFolder, check_image_size, decode_image_uint8, unit_float
 from jaxdl.errors import JaxdlError
 from jaxdl.support.files import atomic_path
 
@@ -105,4 +105,4 @@ class ImageRecords:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
         image, label = self.read_uint8(index)
-        return image.astype(np.float32) / 255.0, label
+        return unit_float(image), label
