@@ -99,7 +99,7 @@ class BCEWithLogitsLoss(Loss):
 
 @dataclasses.dataclass(frozen=True)
 class CrossEntropyLoss(Loss):
-    """``nn.CrossEntropyLoss`` on ``(N, K)`` logits and integer labels ``0 .. K-1``.
+    """``nn.CrossEntropyLoss`` on ``(N, K)`` logits and integer labels from 0 to ``K - 1``.
     Predicts the softmax's argmax."""
 
     name: str = "cross_entropy"

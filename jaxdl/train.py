@@ -237,10 +237,15 @@ eval_step = fastpath.jit(_eval_step)
 """``eval_step(state, batch) -> metrics``: the model in evaluation mode (no dropout,
 BatchNorm running statistics)."""
 
-pmap_train_step = jax.pmap(functools.partial(_train_step, axis_name="data"), axis_name="data",
-                           donate_argnums=0)
-"""The same step for ``jax.pmap`` code: a replicated state and a batch with a leading
-device axis (:func:`jaxdl.parallel.replicate`, :func:`jaxdl.parallel.split_for_pmap`)."""
+def _train_step_over_devices(state: TrainState, batch: Batch):
+    """The same step for ``jax.pmap`` code: a replicated state and a batch with a leading
+    device axis (:func:`jaxdl.parallel.replicate`, :func:`jaxdl.parallel.split_for_pmap`);
+    the gradients are summed over the ``"data"`` axis, so the update is one device's on
+    the whole batch."""
+    return _train_step(state, batch, axis_name="data")
+
+
+pmap_train_step = jax.pmap(_train_step_over_devices, axis_name="data", donate_argnums=0)
 
 
 def shard_map_train_step(mesh: jax.sharding.Mesh, axis_name: str = "data"):

@@ -115,3 +115,20 @@ def test_a_callback_asks_for_batch_events_one_way():
 
     assert Watches().batch_events(None) == BatchEvents()
     assert Steers().batch_events(None).every_batch  # it may change or cancel a step
+
+
+def test_the_readme_is_a_front_page_whose_links_lead_into_the_book():
+    import re
+
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) < 150
+    links = [target for target in re.findall(r"\]\(([^)]+)\)", readme) if "://" not in target]
+    assert links
+    for target in links:
+        path = target.split("#")[0]
+        assert not path or (ROOT / path).exists(), f"README links to {target}, which is not in the repository"
+    # the set-up command CI runs is the README's, word for word
+    setup = re.search(r"^(python3 -m pip install -e \S+)", readme, re.M).group(1)
+    assert setup in (ROOT / ".ci" / "run").read_text()

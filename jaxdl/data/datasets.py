@@ -172,7 +172,7 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     reads them from jaxdl's download folder, downloading them on first use unless
     ``download=False`` or ``offline`` (default ``$JAXDL_OFFLINE``); any other tfds
     dataset goes through tensorflow-datasets' own directory. See the module docstring
-    for the order, and the README's "Data" section.
+    for the order, and the book's Data page (``docs/data.md``).
     """
     root = default_data_dir(data_dir)
     allowed = download and not offline_requested(offline)

@@ -150,7 +150,7 @@ def find_official_folder(data_dir: str | pathlib.Path, name: str) -> pathlib.Pat
             missing = sorted(set(OFFICIAL_FILES.values()) - set(present))
             raise FileNotFoundError(
                 f"{folder} holds some of the official {name} files but not {', '.join(missing)}; "
-                "copy the missing files there (see README: 'Data')"
+                "copy the missing files there (the book's Data page, docs/data.md, names them)"
             )
     return None
 

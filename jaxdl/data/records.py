@@ -3,7 +3,7 @@
 A folder of a hundred thousand JPEGs is a hundred thousand files to open each epoch; on
 a network file system or a cloud bucket that, not decoding, is what bounds the input.
 ArrayRecord (the file format Grain and tensorflow-datasets read) keeps them in one file
-that still reads any example by its index, so the shuffled order costs nothing:
+that still reads any example by its index, so the shuffled order costs nothing::
 
     records = write_image_records(ImageFolder("pizza_steak_sushi/train"), "train.array_record")
     loader = make_batches(ImageRecords(records, image_size=(64, 64)), 32, key)

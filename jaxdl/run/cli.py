@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(needs TensorFlow: the prepare extra)")
     p.add_argument("name", help="mnist or fashion_mnist")
     p.add_argument("--from", dest="source", required=True,
-                   help="folder holding the four official *-ubyte.gz files")
+                   help="folder holding the four official files (train-images-idx3-ubyte.gz and the others)")
     p.add_argument("--data-dir", help="tfds data directory to prepare into "
                    "(default: $TFDS_DATA_DIR, else ~/tensorflow_datasets)")
     p.set_defaults(run=_data_prepare)

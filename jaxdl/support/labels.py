@@ -20,7 +20,7 @@ class LabelError(JaxdlError, ValueError):
 
 def check_labels(labels, num_classes: int, where: str) -> None:
     """Raise :class:`LabelError` naming the first label of ``labels`` that is not a
-    class index ``0 .. num_classes - 1`` (its value and its index) and ``where`` the
+    class index from 0 to ``num_classes - 1`` (its value and its index) and ``where`` the
     labels came from. One reduction on the device, and a look at the host only when a
     label is bad."""
     labels = jnp.asarray(labels)

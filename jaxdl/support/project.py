@@ -1,5 +1,5 @@
-"""Where jaxdl is installed from: the one setting the notebooks' Colab cells and the
-install hints in error messages are made from.
+"""Where jaxdl lives and installs from: the one place the notebooks' Colab cells, the
+book's "Open in Colab" links and the install hints in error messages are made from.
 
 ``python3 -m jaxdl.support.project`` writes :func:`colab_cell` into the first code cell of every
 notebook in ``notebooks/`` (a test checks that they agree with this file).
@@ -8,7 +8,9 @@ notebook in ``notebooks/`` (a test checks that they agree with this file).
 from __future__ import annotations
 
 import json
+import os
 import pathlib
+import re
 import sys
 
 DISTRIBUTION = "jaxdl-course"
@@ -19,6 +21,15 @@ INSTALL_FROM: str | None = None
 Colab): :data:`DISTRIBUTION` once it is published on PyPI, or the git URL of the
 project's public repository (``git+https://...``). ``None``: the project has no public
 home yet, and the notebooks' Colab cell asks the user to set one."""
+
+REPOSITORY: str | None = None
+"""The project's public repository on GitHub, as ``"owner/name"``; the book links each
+notebook page to Google Colab through it. ``None``: no public home yet, and the book has
+no Colab links. ``JAXDL_REPOSITORY=owner/name`` gives one for a single build (see
+:func:`repository`)."""
+
+BRANCH = "main"
+"""The branch of :data:`REPOSITORY` whose notebooks the Colab links open."""
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the checkout: jaxdl/support/project.py
 
@@ -37,6 +48,32 @@ if "google.colab" in sys.modules:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", JAXDL_INSTALL, *keep], check=True)'''
 
 
+def repository() -> str | None:
+    """The public repository (``"owner/name"``) the book links to: ``$JAXDL_REPOSITORY``
+    where set (an empty value means none), else :data:`REPOSITORY`."""
+    value = os.environ.get("JAXDL_REPOSITORY", REPOSITORY)
+    if not value:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+", value):
+        raise ValueError(f"the project's repository must be written owner/name (as in "
+                         f"github.com/owner/name), not {value!r}")
+    return value
+
+
+def colab_url(notebook: str, home: str | None = None) -> str | None:
+    """The Google Colab address that opens ``notebook`` (a path in the repository, e.g.
+    ``"notebooks/05_convolutions.ipynb"``) from ``home`` (default :func:`repository`) at
+    :data:`BRANCH`; ``None`` where the project has no public home."""
+    home = repository() if home is None else home
+    if home is None:
+        return None
+    return f"https://colab.research.google.com/github/{home}/blob/{BRANCH}/{notebook}"
+
+
+COLAB_CELL_TAG = "hide-input"
+"""The Colab cell's tag: the book shows it folded (myst-nb), Colab and Jupyter ignore it."""
+
+
 def colab_cell(install: str | None = None) -> str:
     """The first code cell of every notebook: in Colab, ``pip install`` jaxdl from
     ``install`` (default :data:`INSTALL_FROM`) without replacing Colab's jax; elsewhere nothing."""
@@ -45,22 +82,25 @@ def colab_cell(install: str | None = None) -> str:
 
 def write_colab_cells(folder: pathlib.Path = ROOT / "notebooks") -> list[pathlib.Path]:
     """Make the first code cell of each notebook in ``folder`` :func:`colab_cell`
-    (inserted before the first code cell where there is none yet); returns the
-    notebooks changed."""
+    (inserted before the first code cell where there is none yet), tagged ``hide-input``
+    so that the book folds it; returns the notebooks changed."""
     changed = []
     for path in sorted(folder.glob("*.ipynb")):
         notebook = json.loads(path.read_text())
         cells = notebook["cells"]
         first = next(i for i, cell in enumerate(cells) if cell["cell_type"] == "code")
         source = colab_cell().splitlines(keepends=True)
-        if "".join(cells[first]["source"]).startswith("# In Google Colab: install jaxdl"):
-            if "".join(cells[first]["source"]) == colab_cell():
-                continue
-            cells[first]["source"] = source
-        else:
+        if not "".join(cells[first]["source"]).startswith("# In Google Colab: install jaxdl"):
             cells.insert(first, {"cell_type": "code", "execution_count": None, "id": f"colab-install-{first}",
                                  "metadata": {}, "outputs": [], "source": source})
-        path.write_text(json.dumps(notebook, indent=1, ensure_ascii=False) + "\n")
+        cell = cells[first]
+        tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+        if "".join(cell["source"]) == colab_cell() and COLAB_CELL_TAG in tags:
+            continue
+        cell["source"] = source
+        if COLAB_CELL_TAG not in tags:
+            tags.append(COLAB_CELL_TAG)
+        path.write_text(json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
         changed.append(path)
     return changed
 
