@@ -1,6 +1,6 @@
 """The book (``docs/``): it builds with no warning, and reads right in a real browser.
 
-The build runs once per session, with a public home set (``JAXDL_REPOSITORY``) so that the
+The build runs once per test run, with a public home set (``JAXDL_REPOSITORY``) so that the
 notebook pages carry their "Open in Colab" links. A local web server on 127.0.0.1 serves
 it to Debian's ``chromium``, driven headless by Playwright; every page is opened and
 checked as a reader would notice: its title, every request answered, every image drawn,

@@ -60,18 +60,23 @@ class NotebookRuns(SphinxDirective):
 
     def run(self) -> list[nodes.Node]:
         folder = pathlib.Path(self.env.srcdir) / NOTEBOOK_PAGES
-        rows = []
+        records = {}
         for path in sorted(folder.glob("*.ipynb")):
             self.env.note_dependency(str(path))
-            record = executed_record(path)
-            if record is None:
+            records[path.stem] = executed_record(path)
+            if records[path.stem] is None:
                 raise self.error(f"{path.name} has no record of its execution: run "
                                  f"JAXDL_SAVE_NOTEBOOKS=1 python3 -m pytest tests/test_notebooks.py")
-            rows.append([_page_link(f"/{NOTEBOOK_PAGES}{path.stem}", path.stem), record["date"],
-                         _duration(record["seconds"]), record["machine"], f"Python {record['python']}",
-                         _versions(record)])
-        header = ["notebook", "executed", "time", "machine", "Python", "versions"]
-        return [_table(header, rows)]
+        # one line for the versions when every notebook ran with the same ones, a column otherwise
+        shared = {(r["python"], _versions(r)) for r in records.values()}
+        header = ["notebook", "executed", "time", "machine"] + (["Python", "versions"] if len(shared) > 1 else [])
+        rows = [[_page_link(f"/{NOTEBOOK_PAGES}{stem}", stem), r["date"], _duration(r["seconds"]), r["machine"]]
+                + ([f"Python {r['python']}", _versions(r)] if len(shared) > 1 else []) for stem, r in records.items()]
+        nodes_out = []
+        if len(shared) == 1:
+            [(python, versions)] = shared
+            nodes_out.append(nodes.paragraph(text=f"Every notebook ran with Python {python} and {versions}."))
+        return [*nodes_out, _table(header, rows)]
 
 
 def _table(header: list[str], rows: list[list]) -> nodes.table:
