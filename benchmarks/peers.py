@@ -139,9 +139,6 @@ def run_flax(model_name: str, batch_size: int, examples: int) -> dict:
         state, jax.lax.dynamic_slice_in_dim(x_test, start, size), jax.lax.dynamic_slice_in_dim(y_test, start, size)),
         static_argnums=2)
 
-    def scanned_epoch(state, order):
-        return train_epoch(state, order)
-
     def stepped_epoch(state, order):
         for indices in order:
             state, metrics = train_step(state, indices)
@@ -162,9 +159,9 @@ def run_flax(model_name: str, batch_size: int, examples: int) -> dict:
         return time.perf_counter() - began, state
 
     stepped_s, state = probe_seconds(stepped_epoch, state)
-    scanned_s, state = probe_seconds(scanned_epoch, state)
+    scanned_s, state = probe_seconds(train_epoch, state)
     scan_epoch = scanned_s < stepped_s
-    run_epoch = scanned_epoch if scan_epoch else stepped_epoch
+    run_epoch = train_epoch if scan_epoch else stepped_epoch
     epoch = lambda state, number: run_epoch(state, epoch_order(number))  # noqa: E731
     if scan_epoch:
         evaluate = lambda: jax.block_until_ready(eval_all(state))  # noqa: E731

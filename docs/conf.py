@@ -75,11 +75,12 @@ html_theme_options = {
 _home = jaxdl_project.repository()
 if _home is not None:
     # The notebook pages live at docs/notebooks, a link to the repository's notebooks/
-    # folder: with no path_to_docs, a page's path is its notebook's path in the repository.
+    # folder: with no path_to_docs, a page's path is its notebook's path in the repository,
+    # and the theme's Colab link is jaxdl_project.colab_url's (tests/test_book.py checks).
     html_theme_options.update({
         "repository_url": f"https://github.com/{_home}",
         "repository_branch": jaxdl_project.BRANCH,
         "path_to_docs": "",
         "use_repository_button": True,
-        "launch_buttons": {"colab_url": "https://colab.research.google.com", "notebook_interface": "classic"},
+        "launch_buttons": {"colab_url": jaxdl_project.COLAB, "notebook_interface": "classic"},
     })

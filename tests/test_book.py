@@ -34,6 +34,7 @@ import urllib.parse
 import pytest
 
 from conftest import ROOT
+from jaxdl.support import project
 
 pytestmark = pytest.mark.book
 
@@ -61,7 +62,7 @@ def missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def book(tmp_path_factory) -> pathlib.Path:
     """The book built once, with a public home set; its HTML folder."""
     reason = missing()
@@ -84,7 +85,7 @@ def book(tmp_path_factory) -> pathlib.Path:
     return out / "html"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def site(book):
     """The built book over HTTP on 127.0.0.1: its base URL."""
     handler = functools.partial(_QuietHandler, directory=str(book))
@@ -101,7 +102,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
 
@@ -215,8 +216,8 @@ def test_a_notebook_page_shows_its_cells_outputs_and_links(book, site, browser, 
     local = [href for href in downloads if not urllib.parse.urlsplit(href).scheme]
     assert local and all((book / "notebooks" / href).resolve().is_file() for href in local), downloads
     # Open in Colab: the repository's own notebook, at the project's branch
-    colab = [a.get_attribute("href") for a in page.locator("a[href^='https://colab.research.google.com']").all()]
-    assert colab == [f"https://colab.research.google.com/github/{HOME}/blob/main/notebooks/{name}.ipynb"]
+    colab = [a.get_attribute("href") for a in page.locator(f"a[href^='{project.COLAB}']").all()]
+    assert colab == [project.colab_url(f"notebooks/{name}.ipynb", HOME)]
     assert (ROOT / "notebooks" / f"{name}.ipynb").is_file()
     # previous and next chapter
     chapter = NOTEBOOKS.index(name)

@@ -31,6 +31,9 @@ no Colab links. ``JAXDL_REPOSITORY=owner/name`` gives one for a single build (se
 BRANCH = "main"
 """The branch of :data:`REPOSITORY` whose notebooks the Colab links open."""
 
+COLAB = "https://colab.research.google.com"
+"""Google Colab, which opens a notebook of a GitHub repository at ``COLAB/github/...``."""
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]  # the checkout: jaxdl/support/project.py
 
 _COLAB_CELL = '''\
@@ -67,7 +70,7 @@ def colab_url(notebook: str, home: str | None = None) -> str | None:
     home = repository() if home is None else home
     if home is None:
         return None
-    return f"https://colab.research.google.com/github/{home}/blob/{BRANCH}/{notebook}"
+    return f"{COLAB}/github/{home}/blob/{BRANCH}/{notebook}"
 
 
 COLAB_CELL_TAG = "hide-input"
