@@ -16,7 +16,8 @@ explicit PRNG keys, and one jit-compiled training step for any number of devices
 
 The course, top to bottom: :mod:`jaxdl.layers` (layers on ``jax.lax``), :mod:`jaxdl.conv`
 (convolution three ways), :mod:`jaxdl.models` (every model of the course by its course
-name), :mod:`jaxdl.data`, :mod:`jaxdl.losses`, :mod:`jaxdl.metrics`, :mod:`jaxdl.train`
+name; :mod:`jaxdl.nnx_models` has them in Flax NNX, trained through
+:mod:`jaxdl.nnx_train`), :mod:`jaxdl.data`, :mod:`jaxdl.losses`, :mod:`jaxdl.metrics`, :mod:`jaxdl.train`
 (the pure steps), :mod:`jaxdl.learner` (``fit`` and its events), :mod:`jaxdl.callbacks`,
 :mod:`jaxdl.checkpoint`. Beside it, in rooms of their own: :mod:`jaxdl.fastpath` (faster
 equivalents of the teaching layers, behind one switch) and :mod:`jaxdl.run` (what the
@@ -34,8 +35,8 @@ from jaxdl.support.lazy import lazy_names
 __version__ = "0.1.0"
 
 _MODULES = ("callbacks", "checkpoint", "conv", "data", "epoch", "errors", "fastpath", "layers", "learner",
-            "losses", "lr_find", "metrics", "model_summary", "models", "parallel", "plots", "precision", "run",
-            "support", "train")
+            "losses", "lr_find", "metrics", "model_summary", "models", "nnx_layers", "nnx_models", "nnx_train",
+            "parallel", "plots", "precision", "run", "support", "train")
 _NAMES = {  # the course's entry points, by the module they come from
     "fit": "learner", "Learner": "learner", "Callback": "learner",
     "create_train_state": "train", "make_optimizer": "train", "TrainState": "train",

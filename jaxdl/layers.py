@@ -153,6 +153,91 @@ def add_bias(y: Array, bias: Array) -> Array:
     return (wide(y) + wide(bias)).astype(y.dtype)
 
 
+# --- The layers' computations, as functions of arrays -------------------------------
+# Each layer below is one of these with its parameters; jaxdl's Flax NNX layers
+# (:mod:`jaxdl.nnx_layers`) call the same functions, so both APIs compute the same values.
+
+
+def convolution(x: Array, kernel: Array, strides=1, padding: conv_lib.Padding = 0, dilation=1) -> Array:
+    """The convolution a :class:`Conv2D` computes: NHWC ``x`` by an HWIO ``kernel``, no bias."""
+    fast = fastpath.faster_conv2d(x.shape, kernel.shape, strides, dilation, x.dtype)
+    if fast is not None:  # the same convolution by a faster route here (jaxdl.fastpath)
+        return fast(x, kernel, strides, padding, dilation)
+    return conv_lib.conv2d(x, kernel, strides, padding, dilation)  # as the course computes it
+
+
+def max_pool2d(x: Array, window=2, strides=None, padding: conv_lib.Padding = 0) -> Array:
+    """``nn.MaxPool2d`` as a function: the largest value in each window of NHWC ``x``."""
+    _check_pool_arguments(window, strides, padding, "MaxPool2D")
+    return _pool(x, -jnp.inf, lax.max, window, strides, padding, "MaxPool2D")
+
+
+def avg_pool2d(x: Array, window=2, strides=None, padding: conv_lib.Padding = 0) -> Array:
+    """``nn.AvgPool2d`` as a function: the mean of each window; padded zeros count."""
+    _check_pool_arguments(window, strides, padding, "AvgPool2D")
+    total = _pool(x, 0.0, lax.add, window, strides, padding, "AvgPool2D")
+    return total / math.prod(conv_lib.pair(window, "window"))
+
+
+def flatten(x: Array) -> Array:
+    """``nn.Flatten`` as a function: ``(N, ...) -> (N, features)``."""
+    check_input(x, "Flatten", min_ndim=2, layout="(batch, ...)")
+    return x.reshape(x.shape[0], -1)
+
+
+def upsample_nearest(x: Array, scale: int = 2) -> Array:
+    """``nn.UpsamplingNearest2d`` as a function: each pixel repeated ``scale`` times."""
+    check_input(x, "Upsample2D", ndim=4, layout="(batch, height, width, channels)")
+    return jnp.repeat(jnp.repeat(x, scale, axis=1), scale, axis=2)
+
+
+def pad2d(x: Array, padding: int | Sequence[int]) -> Array:
+    """``nn.ZeroPad2d`` as a function: an int (all sides) or ``(left, right, top, bottom)``;
+    negative amounts crop."""
+    check_input(x, "Pad2D", ndim=4, layout="(batch, height, width, channels)")
+    sides = (padding,) * 4 if isinstance(padding, int) else tuple(padding)
+    if len(sides) != 4:
+        raise ArgumentError(f"Pad2D padding must be an int or (left, right, top, bottom), got {padding!r}")
+    left, right, top, bottom = sides
+    if x.shape[1] + top + bottom <= 0 or x.shape[2] + left + right <= 0:
+        raise ArgumentError(f"Pad2D({padding}) crops away all of an input of shape {tuple(x.shape)}")
+    config = ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0))
+    return lax.pad(x, jnp.zeros((), x.dtype), config)
+
+
+def batch_moments(x: Array, axis_name: str | None = None) -> tuple[Array, Array, Array]:
+    """A batch's per-channel mean and biased variance, in float32 at least, and how many
+    values each is over (across devices too, under ``axis_name``)."""
+    axes = tuple(range(x.ndim - 1))
+    xf = wide(x)
+    mean = xf.mean(axes)
+    mean_sq = (xf * xf).mean(axes)
+    n = math.prod(x.shape[:-1])
+    if axis_name is not None:
+        mean, mean_sq = lax.pmean((mean, mean_sq), axis_name)
+        n = n * lax.psum(1, axis_name)
+    return mean, jnp.maximum(mean_sq - mean * mean, 0.0), n
+
+
+def running_average(running: tuple[Array, Array], batch: tuple[Array, Array, Array],
+                    momentum: float) -> tuple[Array, Array]:
+    """PyTorch's update of BatchNorm's running ``(mean, var)`` from ``batch_moments``:
+    ``(1 - momentum) * running + momentum * batch``, with the *unbiased* batch variance."""
+    mean, var, n = batch
+    unbiased = var * n / jnp.maximum(n - 1, 1)
+    return ((1 - momentum) * running[0] + momentum * lax.stop_gradient(mean),
+            (1 - momentum) * running[1] + momentum * lax.stop_gradient(unbiased))
+
+
+def normalize(x: Array, mean: Array, var: Array, scale: Array, bias: Array, epsilon: float) -> Array:
+    """BatchNorm's output: ``(x - mean) / sqrt(var + epsilon) * scale + bias`` per channel."""
+    # One multiply-add per element with per-channel factors: the same value in the form
+    # whose gradient XLA fuses into few passes over x (docs/performance.md, "BatchNorm").
+    factor = lax.rsqrt(var + epsilon) * scale
+    # in float32 at least, like add_bias: the gradients of scale and bias are sums
+    return (wide(x) * factor + (bias - mean * factor)).astype(x.dtype)
+
+
 # --- Layers -----------------------------------------------------------------------
 
 
@@ -220,11 +305,7 @@ class Conv2D(nn.Module):
         kh, kw = conv_lib.pair(self.kernel_size, "kernel_size")
         shape = (kh, kw, x.shape[-1], self.features)
         kernel = self.param("kernel", kaiming_uniform(), shape)
-        fast = fastpath.faster_conv2d(x.shape, shape, self.strides, self.dilation, x.dtype)
-        if fast is not None:  # the same convolution by a faster route here (jaxdl.fastpath)
-            y = fast(x, kernel, self.strides, self.padding, self.dilation)
-        else:  # the convolution as the course computes it
-            y = conv_lib.conv2d(x, kernel, self.strides, self.padding, self.dilation)
+        y = convolution(x, kernel, self.strides, self.padding, self.dilation)
         if self.use_bias:
             y = add_bias(y, self.param("bias", torch_bias_init(fan_in(shape)), (self.features,)))
         return y
@@ -269,7 +350,7 @@ class MaxPool2D(nn.Module):
         super().__post_init__()
 
     def __call__(self, x: Array) -> Array:
-        return _pool(x, -jnp.inf, lax.max, self.window, self.strides, self.padding, "MaxPool2D")
+        return max_pool2d(x, self.window, self.strides, self.padding)
 
 
 class AvgPool2D(nn.Module):
@@ -284,8 +365,7 @@ class AvgPool2D(nn.Module):
         super().__post_init__()
 
     def __call__(self, x: Array) -> Array:
-        total = _pool(x, 0.0, lax.add, self.window, self.strides, self.padding, "AvgPool2D")
-        return total / math.prod(conv_lib.pair(self.window, "window"))
+        return avg_pool2d(x, self.window, self.strides, self.padding)
 
 
 class Dropout(nn.Module):
@@ -344,29 +424,14 @@ class BatchNorm(nn.Module):
         scale = self.param("scale", nn.initializers.ones, (c,))
         bias = self.param("bias", nn.initializers.zeros, (c,))
         if train:
-            axes = tuple(range(x.ndim - 1))
-            xf = wide(x)  # statistics in float32 at least
-            mean = xf.mean(axes)
-            mean_sq = (xf * xf).mean(axes)
-            if self.axis_name is not None:
-                mean, mean_sq = lax.pmean((mean, mean_sq), self.axis_name)
-            var = jnp.maximum(mean_sq - mean * mean, 0.0)
-            n = math.prod(x.shape[:-1])
-            if self.axis_name is not None:
-                n = n * lax.psum(1, self.axis_name)
+            moments = batch_moments(x, self.axis_name)
+            mean, var, _ = moments
             if not self.is_initializing():
-                unbiased = var * n / max(n - 1, 1)
-                m = self.momentum
-                mean_var.value = (1 - m) * mean_var.value + m * lax.stop_gradient(mean)
-                var_var.value = (1 - m) * var_var.value + m * lax.stop_gradient(unbiased)
+                mean_var.value, var_var.value = running_average((mean_var.value, var_var.value), moments,
+                                                                self.momentum)
         else:
             mean, var = mean_var.value, var_var.value
-        # One multiply-add per element with per-channel factors: the value of
-        # ``(x - mean) * rsqrt(var + eps) * scale + bias``, in the form whose gradient XLA
-        # fuses into few passes over x (docs/performance.md, "BatchNorm").
-        factor = lax.rsqrt(var + self.epsilon) * scale
-        # in float32 at least, like add_bias: the gradients of scale and bias are sums
-        return (wide(x) * factor + (bias - mean * factor)).astype(x.dtype)
+        return normalize(x, mean, var, scale, bias, self.epsilon)
 
 
 class Flatten(nn.Module):
@@ -377,8 +442,7 @@ class Flatten(nn.Module):
     """
 
     def __call__(self, x: Array) -> Array:
-        check_input(x, "Flatten", min_ndim=2, layout="(batch, ...)")
-        return x.reshape(x.shape[0], -1)
+        return flatten(x)
 
 
 class Upsample2D(nn.Module):
@@ -392,8 +456,7 @@ class Upsample2D(nn.Module):
         super().__post_init__()
 
     def __call__(self, x: Array) -> Array:
-        check_input(x, "Upsample2D", ndim=4, layout="(batch, height, width, channels)")
-        return jnp.repeat(jnp.repeat(x, self.scale, axis=1), self.scale, axis=2)
+        return upsample_nearest(x, self.scale)
 
 
 class Pad2D(nn.Module):
@@ -406,13 +469,4 @@ class Pad2D(nn.Module):
     padding: int | Sequence[int] = 0
 
     def __call__(self, x: Array) -> Array:
-        check_input(x, "Pad2D", ndim=4, layout="(batch, height, width, channels)")
-        p = self.padding
-        sides = (p,) * 4 if isinstance(p, int) else tuple(p)
-        if len(sides) != 4:
-            raise ArgumentError(f"Pad2D padding must be an int or (left, right, top, bottom), got {p!r}")
-        left, right, top, bottom = sides
-        if x.shape[1] + top + bottom <= 0 or x.shape[2] + left + right <= 0:
-            raise ArgumentError(f"Pad2D({self.padding}) crops away all of an input of shape {tuple(x.shape)}")
-        config = ((0, 0, 0), (top, bottom, 0), (left, right, 0), (0, 0, 0))
-        return lax.pad(x, jnp.zeros((), x.dtype), config)
+        return pad2d(x, self.padding)

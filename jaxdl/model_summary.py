@@ -13,7 +13,9 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import traverse_util
+from flax import nnx, traverse_util
+
+from jaxdl.errors import ArgumentTypeError
 
 
 def _shape(value) -> str:
@@ -31,6 +33,9 @@ def summary(model: nn.Module, input_shape: Sequence[int], dtype=jnp.float32,
     total. Returns the table as a string, e.g.
     ``print(summary(TinyVGG(3, 10, 3), (1, 64, 64, 3)))``.
     """
+    if not isinstance(model, nn.Module):
+        hint = "; it is a Flax NNX model: nnx.tabulate(model, x) draws its table" if isinstance(model, nnx.Module) else ""
+        raise ArgumentTypeError(f"summary takes a Flax Linen module, got {type(model).__name__}{hint}")
     rows: list[list] = []  # [depth, "name (type)", output shape, path], in call order
 
     def record(next_fun, args, kwargs, context):

@@ -114,16 +114,21 @@ def make_optimizer(name: str = "sgd", learning_rate: float | optax.Schedule = 0.
     raise ArgumentError(f"unknown optimizer {name!r}; choose sgd, adam or adamw, or pass an optax transform")
 
 
-def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: optax.GradientTransformation,
+def create_train_state(model, key: jax.Array, example_input, tx: optax.GradientTransformation,
                        loss: str | Loss = "cross_entropy", target: str = "y",
                        precision: str | mixed.Precision = "float32") -> TrainState:
     """Initialise ``model`` on ``example_input`` (any batch size) and wrap it with ``tx``.
 
+    ``model`` is a Flax Linen module (:mod:`jaxdl.models`) or a Flax NNX model
+    (:mod:`jaxdl.nnx_models`, or your own ``nnx.Module``). An NNX model was initialised
+    when it was built: its arrays are the state's (:func:`jaxdl.nnx_train.split_model`),
+    and :func:`jaxdl.nnx_train.update_model` writes the trained ones back into it.
+
     ``loss`` is a :class:`~jaxdl.losses.Loss` or one of its names (``"cross_entropy"``,
     ``"bce_with_logits"``, ``"mse"``, ``"l1"``). ``key`` is split: one part initialises
-    the parameters, the other seeds every later random draw (dropout) of this run.
-    ``precision`` is how the steps compute (:mod:`jaxdl.precision`: ``"float32"``,
-    ``"bfloat16"``, ``"float16"``); the parameters are float32 in every case.
+    a Linen module's parameters, the other seeds every later random draw (dropout) of
+    this run. ``precision`` is how the steps compute (:mod:`jaxdl.precision`:
+    ``"float32"``, ``"bfloat16"``, ``"float16"``); the parameters are float32 in every case.
     """
     loss = as_loss(loss)
     if target not in ("x", "y"):
@@ -134,12 +139,20 @@ def create_train_state(model: nn.Module, key: jax.Array, example_input, tx: opta
         raise ShapeError(f"example_input must be a batch of at least one example (any batch size, e.g. "
                          f"images[:1]), got shape {example_shape}")
     init_key, run_key = jax.random.split(key)
-    variables = model.init({"params": init_key, "dropout": init_key}, jnp.asarray(example_input))
+    if isinstance(model, nn.Module):
+        variables = model.init({"params": init_key, "dropout": init_key}, jnp.asarray(example_input))
+        apply_fn = model.apply
+    else:  # a Flax NNX model, or a wrong argument that split_model names
+        from jaxdl import nnx_train
+
+        variables, apply_fn = nnx_train.split_model(model)
+        # what Linen's init does on the example: the model must take it
+        jax.eval_shape(functools.partial(apply_fn, train=False), variables, jnp.asarray(example_input))
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
         batch_stats=variables.get("batch_stats", {}), rng=jax.random.key_data(run_key),
-        apply_fn=model.apply, tx=tx, loss=loss, target=target, model_name=type(model).__name__,
+        apply_fn=apply_fn, tx=tx, loss=loss, target=target, model_name=type(model).__name__,
         loss_scale=precision.initial_loss_scale(), precision=precision,
     )
 

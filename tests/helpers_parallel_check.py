@@ -1,5 +1,6 @@
 """Run with 8 simulated CPU devices (the test sets XLA_FLAGS): the same training steps
-on 1 device, data-parallel over 8 with jit, under shard_map and under pmap; a fit of
+on 1 device, data-parallel over 8 with jit, under shard_map and under pmap (and, with
+jit, for a Flax NNX twin holding the Linen model's weights); a fit of
 scanned epochs cut into chunks, in bfloat16, on 1 device and on 8; a checkpoint saved
 from 8 devices restored onto 1. Prints one JSON line of the largest differences."""
 
@@ -13,7 +14,9 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from jaxdl import checkpoint, learner, parallel, train
+from flax import nnx  # noqa: E402
+
+from jaxdl import checkpoint, learner, nnx_models, nnx_train, parallel, train
 from jaxdl.run import runtime  # noqa: E402
 from jaxdl.data import DeviceBatches  # noqa: E402
 from jaxdl.models import MNISTBatchNormCNN, SimpleCNN  # noqa: E402
@@ -63,6 +66,16 @@ for model in (SimpleCNN(), MNISTBatchNormCNN()):
         result[f"{name}_shard_map_params"] = max_diff(one.params, sm.params)
         result[f"{name}_shard_map_loss"] = float(np.max(np.abs(np.subtract(one_losses, sm_losses))))
         result[f"{name}_shard_map_vs_pmap"] = max_diff(sm.params, pm.params)
+
+# the NNX twin of MNISTBatchNormCNN, with the Linen model's first weights, over 8 devices
+linen_one, _ = run(MNISTBatchNormCNN(), train.train_step, identity, identity, identity)
+twin = nnx_models.from_linen(nnx_models.MNISTBatchNormCNN(rngs=nnx.Rngs(0)), new_state(MNISTBatchNormCNN()).variables)
+nnx_many, _ = run(twin, train.train_step, lambda s: parallel.replicate_state(s, mesh),
+                  lambda b: parallel.shard_batch(b, mesh), identity)
+result["nnx_sharded"] = len(nnx_many.params["classifier"]["kernel"].sharding.device_set)
+trained = nnx_models.to_linen(nnx_train.update_model(twin, nnx_many))
+result["nnx_jit8_vs_linen_one_params"] = max_diff(linen_one.params, trained["params"])
+result["nnx_jit8_vs_linen_one_stats"] = max_diff(linen_one.batch_stats, trained["batch_stats"])
 
 # fit: scanned epochs in chunks of 3 steps, computing in bfloat16, on 1 device and on 8
 for name, mesh_or_none in (("one", None), ("eight", mesh)):

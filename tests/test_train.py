@@ -505,12 +505,12 @@ def _run_script(workdir, *extra):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("how", ["per-batch", "scanned", "streamed"])
+@pytest.mark.parametrize("how", ["per-batch", "scanned", "streamed", "nnx"])
 def test_resume_after_kill_is_bit_identical(tmp_path, how):
     """Killed at a random step and run again, the run ends with the bytes of one never
-    killed: per batch, as scanned epochs, and streamed from an image folder by two
-    Grain worker processes."""
-    flags = {"per-batch": [], "scanned": ["--scan"],
+    killed: per batch, as scanned epochs, streamed from an image folder by two Grain
+    worker processes, and for the model's Flax NNX twin."""
+    flags = {"per-batch": [], "scanned": ["--scan"], "nnx": ["--nnx"],
              "streamed": ["--folder", str(tmp_path / "images"), "--examples", "640", "--workers", "2"]}[how]
     whole = _run_script(tmp_path / "whole", *flags)
     assert whole.returncode == 0, whole.stderr[-2000:]
@@ -558,6 +558,9 @@ def test_one_device_eight_devices_shard_map_and_pmap_agree():
     # the parameters agree to ~1e-4 (the loss sums, of ~75, to ~1e-3)
     assert result["MNISTBatchNormCNN_jit8_params"] < 1e-3 and result["MNISTBatchNormCNN_jit8_loss"] < 1e-2
     assert result["restored_devices"] == 1 and result["restored_diff"] == 0.0
+    # an NNX model trains on the mesh as its Linen twin does
+    assert result["nnx_sharded"] == 8
+    assert result["nnx_jit8_vs_linen_one_params"] < 1e-3 and result["nnx_jit8_vs_linen_one_stats"] < 1e-3
 
 
 def _free_port():
