@@ -166,6 +166,12 @@ def convolution(x: Array, kernel: Array, strides=1, padding: conv_lib.Padding = 
     return conv_lib.conv2d(x, kernel, strides, padding, dilation)  # as the course computes it
 
 
+def affine(x: Array, kernel: Array, bias: Array | None = None) -> Array:
+    """What a :class:`Dense` computes: ``x @ kernel (+ bias)`` over the last axis of ``x``."""
+    y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
+    return y if bias is None else add_bias(y, bias)
+
+
 def max_pool2d(x: Array, window=2, strides=None, padding: conv_lib.Padding = 0) -> Array:
     """``nn.MaxPool2d`` as a function: the largest value in each window of NHWC ``x``."""
     _check_pool_arguments(window, strides, padding, "MaxPool2D")
@@ -263,10 +269,8 @@ class Dense(nn.Module):
         check_input(x, "Dense", min_ndim=1, layout="(..., features)", channels=self.in_features)
         n_in = x.shape[-1]
         kernel = self.param("kernel", kaiming_uniform(), (n_in, self.features))
-        y = lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ())))
-        if self.use_bias:
-            y = add_bias(y, self.param("bias", torch_bias_init(n_in), (self.features,)))
-        return y
+        bias = self.param("bias", torch_bias_init(n_in), (self.features,)) if self.use_bias else None
+        return affine(x, kernel, bias)
 
 
 class Conv2D(nn.Module):

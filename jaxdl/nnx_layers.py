@@ -16,10 +16,13 @@ else, so that an NNX model starts from and computes what the course's model does
   variance; PyTorch keeps ``(1 - momentum) * running + momentum * batch`` (momentum 0.1)
   with the unbiased one.
 
-The arithmetic is :mod:`jaxdl.layers`' own (the same functions its Linen layers call:
-:func:`~jaxdl.layers.convolution`, with the fast path's kernels, and BatchNorm's
-:func:`~jaxdl.layers.batch_moments` / :func:`~jaxdl.layers.normalize`), so an NNX model
-and its Linen twin give the same numbers at the same speed. Pools, ``flatten``, the
+NNX's layers hold the parameters and the settings (``kernel``, ``bias``, ``strides``,
+``use_running_average``, ...); each class's ``__call__`` computes with :mod:`jaxdl.layers`'
+own functions, the ones its Linen layers call (:func:`~jaxdl.layers.affine`,
+:func:`~jaxdl.layers.convolution` with the fast path's kernels, BatchNorm's
+:func:`~jaxdl.layers.batch_moments` / :func:`~jaxdl.layers.normalize`), so an NNX model and
+its Linen twin run the same program: the same numbers, in every precision, at the same
+speed. Pools, ``flatten``, the
 activations and the rest have no parameters: an NNX model calls :mod:`jaxdl.layers`'
 functions for them (``nnx.Sequential`` takes plain functions).
 """
@@ -30,7 +33,6 @@ from collections.abc import Sequence
 
 import jax
 from flax import nnx
-from jax import lax
 
 from jaxdl import conv as conv_lib
 from jaxdl import layers
@@ -39,29 +41,10 @@ from jaxdl.errors import ArgumentError
 Array = jax.Array
 
 
-def _jaxdl_convolution(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                       dimension_numbers=None, feature_group_count=1, precision=None, **kwargs):
-    """``lax.conv_general_dilated``'s signature, computed by :func:`jaxdl.layers.convolution`.
-
-    ``nnx.Conv`` takes the function it convolves with as an argument; this one gives it
-    jaxdl's (the plain ``lax`` path, or the fast path's kernel for the shape). What
-    jaxdl's convolution does not cover (input dilation, grouped convolutions, an
-    explicit precision) goes to ``lax`` as ``nnx.Conv`` would send it.
-    """
-    kwargs = {name: value for name, value in kwargs.items() if value is not None}  # newer Flax passes Nones
-    covered = (all(d == 1 for d in (lhs_dilation or (1,))) and feature_group_count == 1 and precision is None
-               and not kwargs)
-    if not covered:
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                                        dimension_numbers, feature_group_count, precision=precision, **kwargs)
-    if not isinstance(padding, str):
-        padding = tuple(tuple(side) for side in padding)
-    return layers.convolution(lhs, rhs, tuple(window_strides), padding, tuple(rhs_dilation or (1, 1)))
-
-
 class Linear(nnx.Linear):
     """``nn.Linear(in_features, out_features)``: ``nnx.Linear`` with PyTorch's initialisation,
-    and an input of the wrong width refused with the expected and received shapes."""
+    computed as :class:`jaxdl.layers.Dense` computes (:func:`jaxdl.layers.affine`), and an
+    input of the wrong width refused with the expected and received shapes."""
 
     def __init__(self, in_features: int, out_features: int, *, use_bias: bool = True, rngs: nnx.Rngs):
         layers.check_count(in_features, "in_features", "Linear")
@@ -71,14 +54,14 @@ class Linear(nnx.Linear):
 
     def __call__(self, x: Array) -> Array:
         layers.check_input(x, "Linear", min_ndim=1, layout="(..., features)", channels=self.in_features)
-        return super().__call__(x)
+        return layers.affine(x, self.kernel[...], self.bias[...] if self.use_bias else None)
 
 
 class Conv(nnx.Conv):
     """``nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)`` on NHWC images:
-    ``nnx.Conv`` with PyTorch's initialisation, PyTorch's default padding (0), a square
-    kernel for an int ``kernel_size``, and jaxdl's convolution
-    (:func:`jaxdl.layers.convolution`)."""
+    ``nnx.Conv`` with PyTorch's initialisation, PyTorch's default padding (0) and a square
+    kernel for an int ``kernel_size``, computed as :class:`jaxdl.layers.Conv2D` computes
+    (:func:`jaxdl.layers.convolution`, with the fast path's kernels, plus the bias)."""
 
     def __init__(self, in_features: int, out_features: int, kernel_size: int | Sequence[int] = 3,
                  strides: int | Sequence[int] = 1, *, padding: conv_lib.Padding = 0,
@@ -96,12 +79,12 @@ class Conv(nnx.Conv):
             padding = conv_lib.resolve_padding(padding, (1, 1), (kh, kw))
         super().__init__(in_features, out_features, (kh, kw), strides, padding=padding, kernel_dilation=dilation,
                          use_bias=use_bias, kernel_init=layers.kaiming_uniform(),
-                         bias_init=layers.torch_bias_init(kh * kw * in_features),
-                         conv_general_dilated=_jaxdl_convolution, rngs=rngs)
+                         bias_init=layers.torch_bias_init(kh * kw * in_features), rngs=rngs)
 
     def __call__(self, x: Array) -> Array:
         layers.check_input(x, "Conv", ndim=4, layout="(batch, height, width, channels)", channels=self.in_features)
-        return super().__call__(x)
+        y = layers.convolution(x, self.kernel[...], self.strides, self.padding, self.kernel_dilation)
+        return layers.add_bias(y, self.bias[...]) if self.use_bias else y
 
 
 class BatchNorm(nnx.BatchNorm):

@@ -36,7 +36,6 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
-from jaxdl import models
 from jaxdl.conv import conv_output_size
 from jaxdl.errors import ArgumentError, ArgumentTypeError, ShapeError
 from jaxdl.layers import (
@@ -574,7 +573,7 @@ def from_linen(model: nnx.Module, variables) -> nnx.Module:
             node = pure
             for key in nnx_path[:-1]:
                 node = node[key]
-            node[nnx_path[-1]] = jax.numpy.asarray(have[name], value.dtype)
+            node[nnx_path[-1]] = jax.numpy.array(have[name], value.dtype)  # a copy: training donates its buffers
         updates.append((state, pure))
     problems += [f"unexpected {'/'.join(name)}" for name in sorted(set(have) - wanted)]
     if problems:

@@ -22,7 +22,8 @@ from jaxdl.support import project
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 RECORDED_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "numpy")
-READ_DATASETS = {"04_computer_vision", "05_convolutions", "06_autoencoder", "07_custom_datasets", "08_learner"}
+READ_DATASETS = {"04_computer_vision", "05_convolutions", "06_autoencoder", "07_custom_datasets", "08_learner",
+                 "09_nnx"}
 
 
 @pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.data) if p.stem in READ_DATASETS else p
