@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
-from flax import serialization
+from flax import nnx, serialization
 
 from jaxdl import train as T
 from jaxdl.epoch import BatchEvents
@@ -588,14 +588,26 @@ MODEL_FORMAT = "jaxdl.save_model/1"
 """The first field of a file :func:`save_model` writes."""
 
 
+def _variables(holder):
+    """The variables of a train state, of a Flax NNX model, or ``holder`` itself (a dict)."""
+    if isinstance(holder, T.TrainState):
+        return holder.variables
+    if isinstance(holder, nnx.Module):
+        from jaxdl import nnx_train
+
+        return nnx_train.variables_of(holder)
+    return holder
+
+
 def save_model(path: str | os.PathLike, state_or_variables) -> pathlib.Path:
     """Save a model's inference weights (``params`` and any ``batch_stats``) to one file,
     like ``torch.save(model.state_dict(), path)``. Written to a temporary file and
     renamed, so a crash never leaves half a file under ``path``.
 
-    The file is msgpack: the variables (Flax's ``serialization.to_bytes``) and their
-    SHA-256, which :func:`load_model` checks."""
-    variables = getattr(state_or_variables, "variables", state_or_variables)
+    ``state_or_variables`` is a train state, a variables dict, or a Flax NNX model (its
+    ``nnx.Param`` and ``nnx.BatchStat`` arrays). The file is msgpack: the variables (Flax's
+    ``serialization.to_bytes``) and their SHA-256, which :func:`load_model` checks."""
+    variables = _variables(state_or_variables)
     payload = serialization.to_bytes(jax.device_get(variables))
     record = {"format": MODEL_FORMAT, "variables": payload, "sha256": hashlib.sha256(payload).hexdigest()}
     with atomic_path(path) as tmp:
@@ -603,9 +615,11 @@ def save_model(path: str | os.PathLike, state_or_variables) -> pathlib.Path:
     return pathlib.Path(path)
 
 
-def load_model(path: str | os.PathLike, target) -> dict:
+def load_model(path: str | os.PathLike, target):
     """Load weights saved by :func:`save_model` into the structure of ``target`` (the
-    variables of a freshly initialised model, or ``jax.eval_shape`` of its ``init``).
+    variables of a freshly initialised model, or ``jax.eval_shape`` of its ``init``) and
+    return them. A Flax NNX model as ``target`` gets them in place (``nnx.update``) and is
+    returned.
 
     What is loaded is checked before it is used: a file that is damaged (its checksum
     fails), not written by :func:`save_model`, or cut short raises
@@ -628,7 +642,11 @@ def load_model(path: str | os.PathLike, target) -> dict:
         raise CheckpointDamagedError(f"{path} is damaged: its weights do not match their checksum; "
                                      "load an intact copy, or save the model again")
     saved = serialization.msgpack_restore(payload)
-    target = getattr(target, "variables", target)
+    if isinstance(target, nnx.Module):
+        loaded = load_model(path, _variables(target))
+        nnx.update(target, loaded["params"], loaded.get("batch_stats", {}))
+        return target
+    target = _variables(target)
     check_compatible(saved, target, str(path))
     names, wanted = _leaf_names(target)
     have = dict(zip(*_leaf_names(saved)))

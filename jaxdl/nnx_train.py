@@ -26,7 +26,7 @@ uninterrupted one would. A model holding any other kind of ``nnx.Variable`` is r
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -35,9 +35,6 @@ import numpy as np
 from flax import nnx
 
 from jaxdl.errors import ArgumentError, ArgumentTypeError, ShapeError
-
-if TYPE_CHECKING:
-    from jaxdl.train import TrainState
 
 PLACED = "nnx.Param (trained), nnx.BatchStat (running statistics) and the RNG state of nnx.Rngs streams"
 
@@ -137,21 +134,29 @@ def split_model(model: nnx.Module) -> tuple[dict[str, Any], NNXApply]:
         if isinstance(node, nnx.Variable) and not isinstance(node, (nnx.Param, nnx.BatchStat, nnx.RngState)):
             raise ArgumentTypeError(f"{type(model).__name__} holds a {type(node).__name__} at '{_name(path)}'; "
                                     f"jaxdl trains models whose variables are {PLACED}")
-    graphdef, params, batch_stats, rngs = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngState)
-    # copies: jaxdl's steps donate the state's buffers, and the model's own must stay usable
-    variables = jax.tree.map(jnp.copy, {"params": nnx.to_pure_dict(params),
-                                        "batch_stats": nnx.to_pure_dict(batch_stats)})
+    graphdef, _, _, rngs = nnx.split(model, nnx.Param, nnx.BatchStat, nnx.RngState)
+    variables = {"batch_stats": {}, **variables_of(model)}
     return variables, NNXApply(graphdef, _rng_layout(nnx.to_pure_dict(rngs)), type(model).__name__)
+
+
+def variables_of(model: nnx.Module) -> dict[str, Any]:
+    """Copies of an NNX model's arrays as a Linen module's variables are laid out:
+    ``{"params": ...}`` and ``"batch_stats"`` if it has any, plain nested dicts (copies:
+    jaxdl's steps donate a state's buffers, and the model's own must stay usable)."""
+    params = nnx.to_pure_dict(nnx.state(model, nnx.Param))
+    batch_stats = nnx.to_pure_dict(nnx.state(model, nnx.BatchStat))
+    return jax.tree.map(jnp.copy, {"params": params, **({"batch_stats": batch_stats} if batch_stats else {})})
 
 
 def _shapes(tree) -> dict[str, tuple[int, ...]]:
     return {_name(path): tuple(np.shape(leaf)) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
 
-def update_model(model: nnx.Module, state: TrainState) -> nnx.Module:
-    """Write ``state``'s parameters and BatchNorm statistics into ``model`` (in place, with
-    ``nnx.update``) and return it. ``state`` must come from
-    :func:`jaxdl.train.create_train_state` on a model of the same structure."""
+def update_model(model: nnx.Module, state) -> nnx.Module:
+    """Write the parameters and BatchNorm statistics of ``state`` (a
+    :class:`jaxdl.train.TrainState`) into ``model``, in place with ``nnx.update``, and return
+    it. ``state`` must come from :func:`jaxdl.train.create_train_state` on a model of the same
+    structure."""
     if isinstance(model, nn.Module) or not isinstance(model, nnx.Module):
         raise ArgumentTypeError(f"update_model writes into a Flax NNX model, got {type(model).__name__}"
                                 + ("; a Linen module's trained variables are state.variables"

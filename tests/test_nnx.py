@@ -181,6 +181,22 @@ def test_a_resumed_nnx_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path):
     nnx_train.update_model(model, resumed)  # the restored arrays go back into the model
 
 
+def test_save_model_and_load_model_take_an_nnx_model(tmp_path):
+    model = X.MNISTBatchNormCNN(num_classes=2, padding=1, rngs=nnx.Rngs(0))
+    x, y = _fashion_like(32)
+    _, state = _nnx_state(model)
+    state, _ = fit(state, make_batches((x, y), 16, key=jax.random.key(2)), epochs=1)
+    K.save_model(tmp_path / "state.msgpack", state)
+    nnx_train.update_model(model, state)
+    K.save_model(tmp_path / "model.msgpack", model)  # the same file from the model itself
+    assert (tmp_path / "state.msgpack").read_bytes() == (tmp_path / "model.msgpack").read_bytes()
+    fresh = X.MNISTBatchNormCNN(num_classes=2, padding=1, rngs=nnx.Rngs(7))
+    assert K.load_model(tmp_path / "model.msgpack", fresh) is fresh
+    _same(nnx_train.variables_of(fresh), state.variables)
+    with pytest.raises(K.CheckpointMismatchError):
+        K.load_model(tmp_path / "model.msgpack", X.MNISTBatchNormCNN(num_classes=3, padding=1, rngs=nnx.Rngs(0)))
+
+
 def test_mixed_precision_and_lr_find_take_an_nnx_model():
     x, y = _fashion_like()
     _, state = _nnx_state(X.FashionMNISTModelV2(1, 8, 2, rngs=nnx.Rngs(0)), lr=0.1)
