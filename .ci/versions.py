@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "tensorflow-datasets", "tensorflow",
-             "tensorflow-cpu", "numpy", "chex", "sphinx", "myst-nb", "sphinx-book-theme", "playwright")
+             "tensorflow-cpu", "numpy", "chex", "safetensors", "torch", "sphinx", "myst-nb", "sphinx-book-theme",
+             "playwright")
 
 print(f"== {' '.join(sys.argv[1:]) or 'versions'}: Python {platform.python_version()}")
 for name in LIBRARIES:

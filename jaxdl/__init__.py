@@ -34,9 +34,9 @@ from jaxdl.support.lazy import lazy_names
 
 __version__ = "0.1.0"
 
-_MODULES = ("callbacks", "checkpoint", "conv", "data", "epoch", "errors", "fastpath", "layers", "learner",
-            "losses", "lr_find", "metrics", "model_summary", "models", "nnx_layers", "nnx_models", "nnx_train",
-            "parallel", "plots", "precision", "run", "support", "train")
+_MODULES = ("callbacks", "checkpoint", "conv", "data", "epoch", "errors", "fastpath", "interop", "layers",
+            "learner", "losses", "lr_find", "metrics", "model_summary", "models", "nnx_layers", "nnx_models",
+            "nnx_train", "parallel", "plots", "precision", "run", "support", "train")
 _NAMES = {  # the course's entry points, by the module they come from
     "fit": "learner", "Learner": "learner", "Callback": "learner",
     "create_train_state": "train", "make_optimizer": "train", "TrainState": "train",

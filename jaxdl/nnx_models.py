@@ -22,7 +22,10 @@ built with its size: the twins that flatten images take ``image_size`` (the cour
 28 or 64) and compute what the course writes out by hand (``hidden_units * 7 * 7``).
 
 Each class's ``linen_names`` says which Linen layer each of its layers is: the one
-declared link between the two APIs, used by :func:`from_linen` and :func:`to_linen`.
+declared link between the two APIs, used by :func:`from_linen` and :func:`to_linen`. A
+model whose ``Linear`` takes a flattened image map says so in ``flattened``: ``(layer
+path, (height, width, channels))`` pairs, what :mod:`jaxdl.interop` needs to reorder
+PyTorch's NCHW flattening.
 """
 
 from __future__ import annotations
@@ -59,6 +62,16 @@ def _pooled(size: int, convs: int, padding: int, pools: int = 1) -> int:
             size = conv_output_size(size, 3, 1, padding)
         size //= 2
     return size
+
+
+NOT_FLATTENED: tuple = ()
+"""``flattened`` of a twin with no ``Linear`` after a flattened image map."""
+
+
+def flattened_layers(model: nnx.Module) -> dict[str, tuple[int, int, int]]:
+    """``{layer path: (height, width, channels)}`` of the ``Linear`` layers of ``model`` that
+    take a flattened image map (its ``flattened``; none if it declares none)."""
+    return dict(getattr(model, "flattened", NOT_FLATTENED))
 
 
 def _at(prefix: str, indices: dict[int, str]) -> dict[str, str]:
@@ -227,6 +240,7 @@ class FashionMNISTModelV2(nnx.Module):
         self.block_2 = vgg_block(hidden_units, hidden_units, 1, rngs=rngs)
         side = _pooled(image_size, 2, 1, pools=2)
         self.classifier = nnx.Sequential(flatten, Linear(hidden_units * side * side, output_shape, rngs=rngs))
+        self.flattened = (("classifier/layers/1", (side, side, hidden_units)),)
 
     def __call__(self, x: Array) -> Array:
         return self.classifier(self.block_2(self.block_1(x)))
@@ -247,6 +261,7 @@ class TinyVGG(nnx.Module):
         self.conv_block_2 = vgg_block(hidden_units, hidden_units, 0, rngs=rngs)
         side = _pooled(image_size, 2, 0, pools=2)
         self.classifier = nnx.Sequential(flatten, Linear(hidden_units * side * side, output_shape, rngs=rngs))
+        self.flattened = (("classifier/layers/1", (side, side, hidden_units)),)
 
     def __call__(self, x: Array) -> Array:
         return self.classifier(self.conv_block_2(self.conv_block_1(x)))
@@ -275,6 +290,7 @@ class FashionCNN(nnx.Module):
             nnx.Dropout(dropout, rngs=rngs), Linear(128 * side * side, 512, rngs=rngs), relu,
             nnx.Dropout(dropout, rngs=rngs), Linear(512, num_classes, rngs=rngs),
         )
+        self.flattened = (("classifier/layers/1", (side, side, 128)),)
 
     def __call__(self, x: Array) -> Array:
         return self.classifier(self.features(x))
@@ -301,6 +317,7 @@ class MNISTBatchNormCNN(nnx.Module):
         self.features = nnx.Sequential(*layers, flatten)
         side = _pooled(image_size, 3, padding, pools=2)
         self.classifier = Linear(channels * side * side, num_classes, rngs=rngs)
+        self.flattened = (("classifier", (side, side, channels)),)
 
     def __call__(self, x: Array) -> Array:
         return self.classifier(self.features(x))
@@ -340,6 +357,7 @@ class MNISTMLP(_LayoutNames, nnx.Module):
                  image_size: int = 28, in_channels: int = 1, rngs: nnx.Rngs):
         self.mlp, layers = mlp_head(image_size * image_size * in_channels, hidden_units, num_classes, relu, rngs=rngs)
         self._linen_names = tuple(_at("mlp", layers).items())
+        self.flattened = (("mlp/layers/1", (image_size, image_size, in_channels)),)
 
     def __call__(self, x: Array) -> Array:
         check_input(x, "MNISTMLP", ndim=4, layout="(batch, height, width, channels)")
@@ -360,6 +378,7 @@ class MNISTOneConv(_LayoutNames, nnx.Module):
         if second_conv:
             side, channels = conv_output_size(side, 2), 55
         self.head, layers = mlp_head(channels * side * side, hidden_units, num_classes, rngs=rngs)
+        self.flattened = (("head/layers/1", (side, side, channels)),)
         self._linen_names = (("conv", "Conv2D_0"), *((("conv_2", "Conv2D_1"),) if second_conv else ()),
                              *_at("head", layers).items())
 
@@ -462,6 +481,7 @@ class CompactVGG(_LayoutNames, nnx.Module):
             nnx.Dropout(dropout, rngs=rngs), Linear(channels * side * side, hidden, rngs=rngs), relu,
             nnx.Dropout(dropout, rngs=rngs), Linear(hidden, num_classes, rngs=rngs),
         )
+        self.flattened = (("classifier/layers/1", (side, side, channels)),)
         self._linen_names = (*_at("features", names).items(),
                              *_at("classifier", {1: "Dense_0", 4: "Dense_1"}).items())
 
@@ -594,5 +614,6 @@ __all__ = [
     "BlobModel", "CircleModelV0", "CircleModelV1", "CircleModelV2", "CompactVGG", "ConvAutoencoder", "FashionCNN",
     "FashionMNISTModelV0", "FashionMNISTModelV1", "FashionMNISTModelV2", "LinearRegressionModel",
     "LinearRegressionModelV2", "MNISTBatchNormCNN", "MNISTMLP", "MNISTOneConv", "MNISTTwoConv", "NNX_MODELS",
-    "SimpleCNN", "TinyVGG", "count_params", "from_linen", "mlp_head", "to_linen", "vgg_block",
+    "SimpleCNN", "TinyVGG", "count_params", "flattened_layers", "from_linen", "mlp_head", "to_linen",
+    "vgg_block",
 ]

@@ -1,7 +1,9 @@
 """The ``jaxdl`` command.
 
 ``jaxdl models`` lists the course's models; ``jaxdl summary TinyVGG`` prints one
-model's layer table (the course's ``torchinfo.summary``); ``jaxdl data info
+model's layer table (the course's ``torchinfo.summary``); ``jaxdl convert model.pth
+--model TinyVGG --to model.msgpack`` opens a PyTorch course model's weights in jaxdl (and
+back); ``jaxdl data info
 fashion_mnist --data-dir DIR`` loads a dataset and describes it; ``jaxdl data prepare
 mnist --from FOLDER`` prepares the tensorflow-datasets copy from the official files,
 offline.
@@ -64,13 +66,63 @@ def _data_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+MODEL_OPTIONS = ("input_shape", "hidden_units", "output_shape", "num_classes", "in_channels", "input_features",
+                 "output_features")
+"""The course models' constructor arguments that ``jaxdl convert`` takes as options."""
+
+
+def _course_model(args: argparse.Namespace):
+    """The Linen course model ``args.model`` with the arguments given, and one example's shape."""
+    from jaxdl.errors import ArgumentError
+    from jaxdl.models import COURSE_MODELS
+
+    if args.model not in COURSE_MODELS:
+        raise ArgumentError(f"unknown model {args.model!r}; choose one of: {', '.join(COURSE_MODELS)}")
+    model, shape = COURSE_MODELS[args.model]
+    given = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
+    unknown = sorted(set(given) - {name for name in given if hasattr(model, name)})
+    if unknown:
+        flags = ", ".join("--" + name.replace("_", "-") for name in unknown)
+        raise ArgumentError(f"{args.model} takes no {flags}")
+    return model.clone(**given), (tuple(args.example_shape) if args.example_shape else shape)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    import pathlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxdl import interop
+    from jaxdl.checkpoint import load_model, save_model
+    from jaxdl.errors import ArgumentError
+
+    model, shape = _course_model(args)
+    source, target = pathlib.Path(args.file), pathlib.Path(args.to)
+    if source.suffix in interop.SUFFIXES and target.suffix == ".msgpack":
+        variables = interop.load_state_dict(model, source, input_shape=shape)
+        save_model(target, variables)
+        print(f"wrote {target}: {args.model} with the weights of {source} (load it with "
+              f"jaxdl.checkpoint.load_model)")
+        return 0
+    if source.suffix == ".msgpack" and target.suffix in interop.SUFFIXES:
+        abstract = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, *shape)))
+        variables = load_model(source, abstract)
+        interop.save_state_dict(target, model, variables, input_shape=shape)
+        print(f"wrote {target}: {args.model}'s state_dict as the PyTorch course's class names it "
+              "(model.load_state_dict(..., strict=True))")
+        return 0
+    raise ArgumentError(f"convert goes from a PyTorch file (.pth, .safetensors) to jaxdl's (.msgpack) or back; "
+                        f"got {source.name} -> {target.name}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from jaxdl import __version__
 
     parser = argparse.ArgumentParser(
         prog="jaxdl",
         description="jaxdl: the beginner deep-learning course in JAX. List its models, print a "
-                    "model's layers, load or prepare a dataset.")
+                    "model's layers, convert PyTorch weights, load or prepare a dataset.")
     parser.add_argument("--version", action="version", version=f"jaxdl {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("models", help="list the course's models and their sizes").set_defaults(run=_models)
@@ -81,6 +133,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--depth", type=whole_number(0), default=3,
                    help="how many levels of nesting to show (default: %(default)s)")
     p.set_defaults(run=_summary)
+
+    p = commands.add_parser("convert", help="a PyTorch state_dict (.pth, .safetensors) to jaxdl's weights "
+                            "(.msgpack), or back",
+                            description="Convert a course model's weights between the PyTorch course's state_dict "
+                                        "(.pth needs torch; .safetensors does not) and jaxdl's save_model file "
+                                        "(.msgpack). The direction follows the files' suffixes.")
+    p.add_argument("file", help="the weights to read: .pth or .safetensors (PyTorch), or .msgpack (jaxdl)")
+    p.add_argument("--model", required=True, help="the course model, e.g. TinyVGG (see `jaxdl models`)")
+    p.add_argument("--to", required=True, help="the file to write: .msgpack, or .safetensors / .pth")
+    for name in MODEL_OPTIONS:
+        p.add_argument("--" + name.replace("_", "-"), type=whole_number(1),
+                       help=f"the model's {name} when not the course's")
+    p.add_argument("--example-shape", type=whole_number(1), nargs="+", metavar="N",
+                   help="one input example's shape, e.g. 64 64 3 (default: the course's for the model)")
+    p.set_defaults(run=_convert)
 
     data = commands.add_parser("data", help="load or prepare a dataset").add_subparsers(
         dest="data_command", required=True)
