@@ -23,7 +23,7 @@ sys.path.insert(0, str(FIXTURES_DIR))
 from fixture_settings import FIXTURES  # noqa: E402
 
 HAVE_TORCH = importlib.util.find_spec("torch") is not None
-needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="needs PyTorch (the bench extra); the fixture tests run without")
+needs_torch = pytest.mark.skipif(not HAVE_TORCH, reason="needs PyTorch (the pytorch extra); the fixture tests run without")
 
 
 def _linen(name):

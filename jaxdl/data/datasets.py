@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl.data import course_files
 from jaxdl.data import download as downloads
 from jaxdl.data import idx
 from jaxdl.data.folder import unit_float
@@ -171,11 +172,17 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
     that folder (or a prepared tfds copy there); ``load_dataset("fashion_mnist")``
     reads them from jaxdl's download folder, downloading them on first use unless
     ``download=False`` or ``offline`` (default ``$JAXDL_OFFLINE``); any other tfds
-    dataset goes through tensorflow-datasets' own directory. See the module docstring
-    for the order, and the book's Data page (``docs/data.md``).
+    dataset goes through tensorflow-datasets' own directory. ``"pizza_steak_sushi"``
+    (and ``"pizza_steak_sushi_20_percent"``) are chapter 04's own photos, fetched from
+    the course's repository on first use, checked and unpacked
+    (:mod:`jaxdl.data.course_files`; :func:`~jaxdl.data.course_files.course_image_folders`
+    gives their folders) and read at 64x64. See the module docstring for the order, and
+    the book's Data page (``docs/data.md``).
     """
-    root = default_data_dir(data_dir)
     allowed = download and not offline_requested(offline)
+    if name in course_files.IMAGE_FOLDERS:
+        return _load_course_folders(name, allowed)
+    root = default_data_dir(data_dir)
     if root is None:
         if name in idx.OFFICIAL_SHA256:
             return _load_downloaded(name, allowed)
@@ -197,6 +204,22 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,
         f"{root} does not hold dataset {name!r}: no official files ({', '.join(idx.OFFICIAL_FILES.values())}) "
         f"in {', '.join(dict.fromkeys(looked))}, and no prepared tensorflow-datasets copy in {root / name}. "
         + _how_to_get(name, root, short=True))
+
+
+def _load_course_folders(name: str, allowed: bool) -> ImageClassificationData:
+    """The course's own image folders (chapter 04's pizza, steak and sushi), fetched and
+    checked on first use, read at the course's 64x64."""
+    from jaxdl.data.folder import image_folder_splits
+
+    try:
+        train_dir, _ = course_files.course_image_folders(name, allowed=allowed)
+    except downloads.DownloadError as err:
+        raise DatasetUnavailableError(f"{name}: {err}. Where the course's repository cannot be reached, set "
+                                      f"${downloads.MIRROR_ENV} to a server holding {name}/"
+                                      f"{course_files.COURSE_FILES[name].name}") from err
+    train, test = (folder.load() for folder in image_folder_splits(train_dir.parent, (64, 64)))
+    return ImageClassificationData(train, test, name, f"the course's {course_files.COURSE_FILES[name].path}, "
+                                   f"unpacked in {train_dir.parent}", reader="image folders")
 
 
 def _load_official(folder: pathlib.Path, name: str, source: str, strict: bool = False) -> ImageClassificationData:

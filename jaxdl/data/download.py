@@ -18,6 +18,7 @@ come from: ``$JAXDL_DATASET_MIRROR`` if set -- a base URL under which
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -26,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Callable
 
 from jaxdl.data import idx
 from jaxdl.errors import ArgumentError, JaxdlError
@@ -85,6 +87,29 @@ def missing_files(name: str, folder: pathlib.Path) -> list[str]:
     return [key for key, fname in idx.OFFICIAL_FILES.items() if not is_published(folder / fname, name, key)]
 
 
+@dataclasses.dataclass(frozen=True)
+class Expected:
+    """What a download must be to be kept: at most ``most`` bytes, and a file for which
+    ``check(path)`` finds nothing wrong (it returns ``None``, or why the file is not the
+    published one)."""
+
+    most: int
+    check: Callable[[pathlib.Path], str | None]
+
+
+def _official_file(name: str, key: str, url: str) -> Expected:
+    size = idx.OFFICIAL_SIZES[key]
+
+    def check(path: pathlib.Path) -> str | None:
+        if _content_digest(path, url.endswith(".gz"), size) != idx.OFFICIAL_SHA256[name][key]:
+            return (f"the content differs from the published {name} file (SHA-256 of the decompressed content), "
+                    "so it was not kept")
+        return None
+
+    # gzip never grows data by more than a few bytes in 32 KiB
+    return Expected(size + size // 8 + (1 << 16), check)
+
+
 def fetch_official_files(name: str, root: str | os.PathLike | None = None, *, timeout: float = 15.0,
                          deadline: float = 600.0, attempts: int = 2, progress: bool = True) -> pathlib.Path:
     """Make ``<download_dir(root)>/<name>`` hold the four published files of ``name``,
@@ -102,22 +127,24 @@ def fetch_official_files(name: str, root: str | os.PathLike | None = None, *, ti
     folder = download_dir(root) / name
     for key in missing_files(name, folder):
         fname = idx.OFFICIAL_FILES[key]
-        failures = _fetch_from_any([base + fname for base in locations(name)], folder / fname, name, key,
-                                   timeout, deadline, attempts, progress)
+        urls = [base + fname for base in locations(name)]
+        failures = fetch_checked_from_any({url: _official_file(name, key, url) for url in urls}, folder / fname,
+                                          timeout, deadline, attempts, progress)
         if failures:
             raise DownloadError(f"could not download {name}'s {fname}: " + "; ".join(failures))
     return folder
 
 
-def _fetch_from_any(urls, target: pathlib.Path, name: str, key: str, timeout: float, deadline: float,
-                    attempts: int, progress: bool) -> list[str]:
-    """Fetch ``target`` from the first of ``urls`` that gives the published content;
-    what each one answered when none did (empty: fetched)."""
+def fetch_checked_from_any(urls: dict[str, Expected], target: pathlib.Path, timeout: float = 15.0,
+                           deadline: float = 600.0, attempts: int = 2, progress: bool = True) -> list[str]:
+    """Fetch ``target`` from the first of ``urls`` that gives what it is ``Expected`` to;
+    what each one answered when none did (empty: fetched). Nothing but a file that
+    passed its check is ever left at ``target``."""
     failures = []
-    for url in urls:
+    for url, expected in urls.items():
         for _ in range(attempts):
             try:
-                _fetch_checked(url, target, name, key, timeout, deadline, progress)
+                _fetch_checked(url, target, expected, timeout, deadline, progress)
                 return []
             except _Unpublished as err:
                 failures.append(f"{url}: {err}")
@@ -133,12 +160,11 @@ class _Unpublished(Exception):
     """A download that arrived whole but is not the published file."""
 
 
-def _fetch_checked(url: str, target: pathlib.Path, name: str, key: str, timeout: float, deadline: float,
+def _fetch_checked(url: str, target: pathlib.Path, expected_file: Expected, timeout: float, deadline: float,
                    progress: bool) -> None:
     from tqdm.auto import tqdm
 
-    size = idx.OFFICIAL_SIZES[key]
-    most = size + size // 8 + (1 << 16)  # gzip never grows data by more than a few bytes in 32 KiB
+    most = expected_file.most
     began = time.monotonic()
     with urllib.request.urlopen(url, timeout=timeout) as response:
         expected = response.headers.get("Content-Length")
@@ -160,10 +186,9 @@ def _fetch_checked(url: str, target: pathlib.Path, name: str, key: str, timeout:
                                            "file), too slowly to finish")
             if expected is not None and received != expected:
                 raise ConnectionError(f"the connection closed after {received:,} of {expected:,} bytes")
-            digest = _content_digest(tmp, url.endswith(".gz"), size)
-            if digest != idx.OFFICIAL_SHA256[name][key]:
-                raise _Unpublished(f"the content differs from the published {name} file "
-                                   "(SHA-256 of the decompressed content), so it was not kept")
+            wrong = expected_file.check(tmp)
+            if wrong is not None:
+                raise _Unpublished(wrong)
 
 
 def _content_digest(path: pathlib.Path, compressed: bool, size: int) -> str | None:
