@@ -304,13 +304,14 @@ def state_dict(model, variables=None, input_shape: tuple[int, ...] | None = None
         twin = nnx_models.from_linen(nnx_twin(model, input_shape), variables)
     pure = {"params": nnx.to_pure_dict(nnx.state(twin, nnx.Param)),
             "batch_stats": nnx.to_pure_dict(nnx.state(twin, nnx.BatchStat))}
+    entries = _entries(twin)
     out = {}
-    for key, entry in _entries(twin).items():
+    for key, entry in entries.items():
         node = pure[entry.collection]
         for name in entry.path:
             node = node[name]
         out[key] = np.ascontiguousarray(_to_torch(np.asarray(node, np.float32), entry))
-    for layer in _batchnorm_layers(_entries(twin)):
+    for layer in _batchnorm_layers(entries):
         out[f"{layer}.num_batches_tracked"] = np.zeros((), np.int64)
     return dict(sorted(out.items()))
 

@@ -31,7 +31,6 @@ PyTorch's NCHW flattening.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -39,6 +38,7 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
+from jaxdl import models
 from jaxdl.conv import conv_output_size
 from jaxdl.errors import ArgumentError, ArgumentTypeError, ShapeError
 from jaxdl.layers import (
@@ -607,7 +607,7 @@ def from_linen(model: nnx.Module, variables) -> nnx.Module:
 def count_params(model: nnx.Module) -> int:
     """Number of trainable parameters (``nnx.Param``) of an NNX model, as PyTorch's
     ``sum(p.numel() for p in model.parameters())`` counts them."""
-    return sum(math.prod(p.shape) for p in jax.tree.leaves(nnx.to_pure_dict(nnx.state(model, nnx.Param))))
+    return models.count_params(nnx.to_pure_dict(nnx.state(model, nnx.Param)))
 
 
 __all__ = [
