@@ -22,7 +22,7 @@ PINNED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow-data
 CORE_TESTS = ("tests/test_models.py", "tests/test_layers.py", "tests/test_conv.py", "tests/test_fastpath.py",
               "tests/test_train.py", "tests/test_checkpoint.py", "tests/test_precision.py", "tests/test_data.py",
               "tests/test_download.py", "tests/test_layout.py", "tests/test_nnx.py",
-              "tests/test_interop.py")
+              "tests/test_interop.py", "tests/test_exercises.py")
 
 
 def lower_bounds() -> dict[str, str]:

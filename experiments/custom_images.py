@@ -1,17 +1,21 @@
 """Chapter 04, custom datasets: TinyVGG on an image folder, without and with TrivialAugment.
 
-``--images ROOT`` is a folder with ``train/<class>/<image>`` and ``test/<class>/<image>``
-(the course uses pizza, steak and sushi photos). Without it, a stand-in is written to
-the work directory: 75 training and 25 test images a class of three Fashion-MNIST
-footwear classes, as 64x64 RGB PNGs (the size of the course's folder).
+``--images ROOT`` is a folder with ``train/<class>/<image>`` and ``test/<class>/<image>``.
+Without it, the course's own pizza, steak and sushi photos (75 training and 25 test a
+class) are fetched from the course's repository on first use and checked
+(``jaxdl.data.course_image_folders``); where they cannot be had (no network,
+``--offline``), the script says so and writes a stand-in to the work directory: 75
+training and 25 test images a class of three Fashion-MNIST footwear classes, as 64x64 RGB
+PNGs (the shape of the course's folder). A run started on the stand-in resumes on it.
 
 TinyVGG(3, 10, n_classes), cross-entropy, Adam lr 0.001, batch 32, 5 epochs, images
 resized to 64x64; model_0 without augmentation, model_1 with random TrivialAugmentWide
 (31 magnitude bins) on the training images. Writes example and augmented images, both
 models' train and test curves in one plot, and a prediction, with its probability, on
-one image file from outside the dataset (``--image PATH``; default on the stand-in: the
-sneaker drawn for the project, ``notebooks/images/sneaker.png``; on your own folder: its
-first test image).
+one image file from outside the dataset (``--image PATH``; default on the course's photos:
+the course's own ``04-pizza-dad.jpeg``, fetched and checked the same way; on the stand-in:
+the sneaker drawn for the project, ``notebooks/images/sneaker.png``; on your own folder:
+its first test image).
 """
 import pathlib
 
@@ -33,12 +37,25 @@ size = (cfg.extra["image_size"],) * 2
 
 SNEAKER = pathlib.Path(__file__).resolve().parents[1] / "notebooks" / "images" / "sneaker.png"
 root, image_path = cfg.extra["images"], cfg.extra["image"]
+stand_in = exp.path("images")
+if root is None and not (stand_in / "test").exists():  # the course's photos, unless a run began on the stand-in
+    allowed = False if cfg.offline else None  # None: downloads unless $JAXDL_OFFLINE
+    try:
+        root = data.course_image_folders("pizza_steak_sushi", allowed=allowed)[0].parent
+        print(f"using the course's pizza, steak and sushi photos in {root}")
+    except data.DownloadError as err:
+        print(f"the course's photos cannot be had here: {err}")
+    if root is not None and image_path is None:
+        try:
+            image_path = data.fetch_course_file("04-pizza-dad.jpeg", allowed=allowed)
+        except data.DownloadError as err:
+            print(f"the course's photo cannot be had here ({err}); predicting on the first test image")
 if root is None:  # the stand-in: footwear from Fashion-MNIST as a small RGB photo folder
-    root = exp.path("images")
+    root = stand_in
     data.folder.check_memory_for(300, size, "the stand-in folder")
     if not (root / "test").exists():  # Sandal, Sneaker, Ankle boot
-        data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir, offline=cfg.offline or None), root, classes=(5, 7, 9),
-                                 per_class={"train": 75, "test": 25}, size=size)
+        data.export_image_folder(data.load_dataset("fashion_mnist", cfg.data_dir, offline=cfg.offline or None), root,
+                                 classes=(5, 7, 9), per_class={"train": 75, "test": 25}, size=size)
     print(f"using the stand-in image folder {root}")
     image_path = image_path or SNEAKER
 root = pathlib.Path(root)

@@ -6,7 +6,6 @@ short, another file, a zip escaping its folder, or the server never answers."""
 import hashlib
 import http.server
 import io
-import pathlib
 import shutil
 import socket
 import subprocess
@@ -175,3 +174,25 @@ def test_the_course_photo_is_fetched_and_checked_the_same_way(course, tmp_path, 
     with pytest.raises(downloads.DownloadError, match="more than the"):
         course_files.fetch_course_file("04-pizza-dad.jpeg")
     assert not path.exists()
+
+
+def test_custom_images_trains_on_the_course_photos_where_they_can_be_had(course, tmp_path, monkeypatch, capsys):
+    import json
+    import runpy
+    import sys
+
+    from conftest import ROOT
+
+    photo = _jpeg("orange")
+    (tmp_path / "photo.jpeg").write_bytes(photo)
+    monkeypatch.setitem(course_files.COURSE_FILES, "04-pizza-dad.jpeg", course_files.CourseFile(
+        "data/04-pizza-dad.jpeg", course_files.git_blob_id(tmp_path / "photo.jpeg"), len(photo)))
+    course.files["course_files/04-pizza-dad.jpeg"] = photo
+    work = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["custom_images.py", "--workdir", str(work), "--epochs", "1"])
+    runpy.run_path(str(ROOT / "experiments" / "custom_images.py"), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "using the course's pizza, steak and sushi photos" in out and "stand-in" not in out
+    results = json.loads((work / "results.json").read_text())
+    assert results["summary"]["custom_image"]["path"].endswith("04-pizza-dad.jpeg")
+    assert results["summary"]["custom_image"]["prediction"] in ("pizza", "steak", "sushi")

@@ -2,7 +2,9 @@
 
 * :func:`load_dataset` -- MNIST, Fashion-MNIST and other tfds image datasets, on the
   device (offline from the official files, or through tensorflow-datasets);
-* :mod:`~jaxdl.data.synthetic` -- the course's line, circles and blobs, drawn with keys;
+* :func:`course_image_folders` -- chapter 04's pizza/steak/sushi photos, fetched from the
+  course's repository on first use and checked (:mod:`~jaxdl.data.course_files`);
+* :mod:`~jaxdl.data.synthetic` -- the course's line, circles, blobs and spirals, drawn with keys;
 * :class:`ImageFolder` -- ``root/<class>/<image>`` folders, :func:`walk_through_dir`;
   :class:`ImageRecords` -- such a folder as one ArrayRecord file (:mod:`~jaxdl.data.records`);
 * :mod:`~jaxdl.data.augment` -- flips and TrivialAugmentWide on the device;
@@ -19,6 +21,8 @@ from jaxdl.support.lazy import lazy_names
 _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("compose", "random_horizontal_flip", "random_translate", "trivial_augment_wide"), "augment"),
     **dict.fromkeys(("DeviceBatches", "make_batches"), "batches"),
+    **dict.fromkeys(("course_image_folders", "fetch_course_file"), "course_files"),
+    **dict.fromkeys(("DownloadError", "offline_requested"), "download"),
     **dict.fromkeys(("HostBatches", "default_worker_count"), "stream"),
     **dict.fromkeys(("ArrayDataset", "DatasetUnavailableError", "ImageClassificationData", "LabelError",
                      "TfdsImageSource", "check_labels", "load_dataset", "prepare_from_official_files"), "datasets"),
@@ -27,8 +31,8 @@ _NAMES = {  # each public name, by the module it comes from
     **dict.fromkeys(("CorruptFileError", "WrongDatasetError"), "idx"),
     **dict.fromkeys(("ImageRecords", "ImageRecordsError", "write_image_records"), "records"),
     **dict.fromkeys(("DeviceLoader", "Gather", "Loader"), "loader"),
-    **dict.fromkeys(("make_blobs", "make_circles", "make_linear", "train_test_split"), "synthetic"),
-    **{module: module for module in ("augment", "batches", "datasets", "download", "fingerprint", "folder", "idx",
+    **dict.fromkeys(("make_blobs", "make_circles", "make_linear", "make_spirals", "train_test_split"), "synthetic"),
+    **{module: module for module in ("augment", "batches", "course_files", "datasets", "download", "fingerprint", "folder", "idx",
                                      "loader", "order", "reading", "records", "stream", "synthetic")},
 }
 

@@ -97,11 +97,12 @@ def _urls(dataset: str, file: CourseFile) -> dict[str, downloads.Expected]:
     return {url: expected}
 
 
-def fetch_course_file(key: str, root: str | os.PathLike | None = None, *, allowed: bool = True,
+def fetch_course_file(key: str, root: str | os.PathLike | None = None, *, allowed: bool | None = None,
                       timeout: float = 15.0, deadline: float = 600.0, progress: bool = True) -> pathlib.Path:
     """The course's file ``key`` (of :data:`COURSE_FILES`) in the download folder, fetched
-    and checked first if it is not there with its git object id. ``allowed=False`` (offline)
-    raises :class:`~jaxdl.data.download.DownloadError` instead of fetching."""
+    and checked first if it is not there with its git object id. ``allowed=False`` (default:
+    off when ``$JAXDL_OFFLINE`` is set) raises :class:`~jaxdl.data.download.DownloadError`
+    instead of fetching."""
     if key not in COURSE_FILES:
         raise ArgumentError(f"the course's files jaxdl fetches are {sorted(COURSE_FILES)}, not {key!r}")
     file = COURSE_FILES[key]
@@ -109,6 +110,8 @@ def fetch_course_file(key: str, root: str | os.PathLike | None = None, *, allowe
     target = downloads.download_dir(root) / dataset / file.name
     if target.is_file() and git_blob_id(target) == file.blob_id:
         return target
+    if allowed is None:
+        allowed = not downloads.offline_requested()
     if not allowed:
         raise downloads.DownloadError(f"the course's {file.path} is not in {target.parent}, and downloads are off "
                                       "(download=False or $JAXDL_OFFLINE)")
@@ -167,7 +170,7 @@ def unpack_zip(path: str | os.PathLike, target: str | os.PathLike,
 
 
 def course_image_folders(name: str = "pizza_steak_sushi", root: str | os.PathLike | None = None, *,
-                         allowed: bool = True, timeout: float = 15.0) -> tuple[pathlib.Path, pathlib.Path]:
+                         allowed: bool | None = None, timeout: float = 15.0) -> tuple[pathlib.Path, pathlib.Path]:
     """``(train_dir, test_dir)`` of the course's image-folder dataset ``name``
     (``"pizza_steak_sushi"`` or ``"pizza_steak_sushi_20_percent"``), fetched, checked and
     unpacked on first use, as the course's ``train_dir`` and ``test_dir``."""

@@ -49,6 +49,7 @@ import numpy as np
 
 from jaxdl.data import course_files
 from jaxdl.data import download as downloads
+from jaxdl.data.download import OFFLINE_ENV, offline_requested  # noqa: F401 -- part of this module's interface
 from jaxdl.data import idx
 from jaxdl.data.folder import unit_float
 from jaxdl.errors import ArgumentError, ArgumentTypeError, JaxdlError, ShapeError
@@ -57,7 +58,6 @@ from jaxdl.support.project import DISTRIBUTION
 from jaxdl.support.files import atomic_path
 
 DATA_DIR_ENV = "JAXDL_DATA_DIR"
-OFFLINE_ENV = "JAXDL_OFFLINE"
 INSTALL_PREPARE = f'pip install "{DISTRIBUTION}[prepare]"'
 """What installs TensorFlow beside jaxdl, for preparing tensorflow-datasets copies."""
 
@@ -155,13 +155,6 @@ def default_data_dir(data_dir: str | os.PathLike | None = None) -> pathlib.Path 
     """``data_dir`` if given, else ``$JAXDL_DATA_DIR`` if set, else ``None`` (tfds's default)."""
     chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
     return pathlib.Path(chosen).expanduser() if chosen else None
-
-
-def offline_requested(offline: bool | None = None) -> bool:
-    """``offline`` if given, else whether ``$JAXDL_OFFLINE`` is set to 1/true/yes."""
-    if offline is not None:
-        return offline
-    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *,

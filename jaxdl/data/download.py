@@ -35,6 +35,7 @@ from jaxdl.support.files import atomic_path
 
 DOWNLOAD_DIR_ENV = "JAXDL_DOWNLOAD_DIR"
 MIRROR_ENV = "JAXDL_DATASET_MIRROR"
+OFFLINE_ENV = "JAXDL_OFFLINE"
 
 OFFICIAL_URLS = {
     # tensorflow-datasets' location first, then torchvision's
@@ -50,6 +51,13 @@ OFFICIAL_URLS = {
 class DownloadError(JaxdlError, OSError):
     """No location gave a file whose content is the published one; the message says
     what each location answered."""
+
+
+def offline_requested(offline: bool | None = None) -> bool:
+    """``offline`` if given, else whether ``$JAXDL_OFFLINE`` is set to 1/true/yes."""
+    if offline is not None:
+        return offline
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes", "on")
 
 
 def download_dir(root: str | os.PathLike | None = None) -> pathlib.Path:

@@ -1,7 +1,7 @@
 """The course's synthetic data, drawn with explicit keys.
 
 Chapter 01 makes a straight line (``weight=0.7, bias=0.3``); chapter 02 calls
-scikit-learn's ``make_circles`` and ``make_blobs``. These functions draw from the
+scikit-learn's ``make_circles`` and ``make_blobs``, and its exercise CS231n's spirals. These functions draw from the
 same distributions with ``jax.random``, so the same key gives the same data on any
 device, with no global seed.
 """
@@ -73,6 +73,24 @@ def make_blobs(key: jax.Array, n_samples: int = 1000, n_features: int = 2, cente
         order = jax.random.permutation(shuffle_key, n_samples)
         x, y = x[order], y[order]
     return x.astype(jnp.float32), y
+
+
+def make_spirals(key: jax.Array, n_per_class: int = 100, classes: int = 3, noise: float = 0.2):
+    """Interleaved spiral arms, one per class: the data of the course's chapter 02
+    exercise (CS231n's spirals). Class ``c``'s points lie at radius ``linspace(0, 1)``
+    and angle ``linspace(4c, 4(c+1))`` plus ``noise`` times normal noise. Returns
+    ``(X, y)``: ``(n_per_class * classes, 2)`` float32 points and int32 labels, class
+    by class (shuffle with :func:`train_test_split`).
+    """
+    if n_per_class < 1 or classes < 1:
+        raise ArgumentError(f"make_spirals needs at least one class and one point a class, got "
+                            f"classes={classes}, n_per_class={n_per_class}")
+    radius = jnp.tile(jnp.linspace(0.0, 1.0, n_per_class), classes)
+    start = jnp.repeat(jnp.arange(classes, dtype=jnp.float32) * 4, n_per_class)
+    angle = start + jnp.tile(jnp.linspace(0.0, 4.0, n_per_class), classes)
+    angle = angle + noise * jax.random.normal(key, angle.shape)
+    x = jnp.stack([radius * jnp.sin(angle), radius * jnp.cos(angle)], axis=1).astype(jnp.float32)
+    return x, jnp.repeat(jnp.arange(classes, dtype=jnp.int32), n_per_class)
 
 
 def train_test_split(key: jax.Array, x, y, test_size: float = 0.2):
