@@ -43,6 +43,9 @@ html_css_files = ["jaxdl.css"]
 # Notebooks: shown with the outputs they were saved with.
 nb_execution_mode = "off"
 nb_merge_streams = True
+# An explorer of notebook 05 is a widget in Jupyter and Colab; on the book's page, its still picture.
+nb_mime_priority_overrides = [(builder, "application/vnd.jupyter.widget-view+json", None)
+                              for builder in ("html", "dirhtml", "singlehtml")]
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
 myst_heading_anchors = 3
 

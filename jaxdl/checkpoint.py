@@ -199,22 +199,38 @@ def _quiet_library_logs():
             logger.setLevel(level)
 
 
+def _closed_event_loop(error: BaseException | None) -> bool:
+    return isinstance(error, RuntimeError) and str(error) == "Event loop is closed"
+
+
 def _ignore_closed_event_loops() -> None:
     """After a read of a damaged checkpoint fails, Orbax closes its event loop while
-    TensorStore still has callbacks for it; each then reports "Event loop is closed"
-    as an unraisable exception, a traceback for nothing. Drop those (once installed,
-    the filter stays: the callbacks may come after the restore has returned)."""
+    TensorStore still has callbacks for it; each then reports "Event loop is closed" --
+    as an unraisable exception, or printed from TensorStore's own thread through
+    ``sys.excepthook`` -- a traceback for nothing. Drop those (once installed, the filters
+    stay: the callbacks may come after the restore has returned, even at exit)."""
+    import threading
+
     previous = sys.unraisablehook
     if getattr(previous, "jaxdl_filter", False):
         return
 
-    def hook(unraisable):
-        if isinstance(unraisable.exc_value, RuntimeError) and str(unraisable.exc_value) == "Event loop is closed":
-            return
-        previous(unraisable)
+    def unraisable_hook(unraisable):
+        if not _closed_event_loop(unraisable.exc_value):
+            previous(unraisable)
 
-    hook.jaxdl_filter = True
-    sys.unraisablehook = hook
+    previous_excepthook, previous_thread_hook = sys.excepthook, threading.excepthook
+
+    def excepthook(kind, value, traceback):
+        if not _closed_event_loop(value):
+            previous_excepthook(kind, value, traceback)
+
+    def thread_hook(args):
+        if not _closed_event_loop(args.exc_value):
+            previous_thread_hook(args)
+
+    unraisable_hook.jaxdl_filter = True
+    sys.unraisablehook, sys.excepthook, threading.excepthook = unraisable_hook, excepthook, thread_hook
 
 
 def _check_keep(keep: int, best_mode: str) -> None:
@@ -305,6 +321,7 @@ class CheckpointStore:
             raise FileNotFoundError(f"no checkpoint in {self.directory}")
         abstract = abstract_state(target)
         errors = []
+        _ignore_closed_event_loops()  # a damaged checkpoint's failed read may report it at once
         with _quiet_library_logs():  # a damaged file is reported once, by the warning below
             return self._restore_first_good(candidates, abstract, step, errors)
 
@@ -338,7 +355,6 @@ class CheckpointStore:
     def _set_aside(self, step: int, reason: str) -> str:
         """Move a damaged checkpoint out of the manager's sight (so the step can be saved
         again), keep it for inspection, and say so."""
-        _ignore_closed_event_loops()
         source = self.path(step)
         target = self.damaged_directory / str(step)
         n = 1

@@ -189,7 +189,7 @@ def test_custom_images_trains_on_the_course_photos_where_they_can_be_had(course,
         "data/04-pizza-dad.jpeg", course_files.git_blob_id(tmp_path / "photo.jpeg"), len(photo)))
     course.files["course_files/04-pizza-dad.jpeg"] = photo
     work = tmp_path / "run"
-    monkeypatch.setattr(sys, "argv", ["custom_images.py", "--workdir", str(work), "--epochs", "1"])
+    monkeypatch.setattr(sys, "argv", ["custom_images.py", "--workdir", str(work), "--epochs", "1", "--image-size", "32"])
     runpy.run_path(str(ROOT / "experiments" / "custom_images.py"), run_name="__main__")
     out = capsys.readouterr().out
     assert "using the course's pizza, steak and sushi photos" in out and "stand-in" not in out

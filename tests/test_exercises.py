@@ -207,6 +207,20 @@ def test_05_output_size_and_parameters():
     fails("05.3", lambda c_in, c_out, k: k * k * c_out + c_out, "every input channel")
 
 
+def test_05_same_size_and_seeing_top_left():
+    passes("05.4", lambda k: (1, (k - 1) // 2))
+    fails("05.4", lambda k: (1, 1), r"5x5 kernel, stride 1 and padding 1 .* 26x26")
+    fails("05.4", lambda k: (2, (k - 1) // 2), "stride above 1")
+
+    def solution(k, s, p):  # window r covers rows r*s - p .. r*s - p + k - 1
+        reach = [r for r in range(28) if r * s - p <= 0 <= r * s - p + k - 1]
+        return {(r, c) for r in reach for c in reach}
+
+    passes("05.5", solution)
+    fails("05.5", lambda k, s, p: {(0, 0)}, "more windows than the first")
+    fails("05.5", lambda k, s, p: {(r, c) for r in range(2) for c in range(2)}, "includes|leaves out")
+
+
 # 06: the autoencoder
 def test_06_code_size_and_noise():
     from jaxdl.models import ConvAutoencoder

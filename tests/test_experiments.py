@@ -23,7 +23,7 @@ SMOKE = {
     "mnist_simple_cnn": ["--epochs", "1", "--examples", "512"],
     "autoencoder": ["--epochs", "1", "--examples", "512"],
     "best": ["--epochs", "1", "--examples", "256", "--dataset", "fashion_mnist"],
-    "custom_images": ["--epochs", "1", "--examples", "64", "--offline"],
+    "custom_images": ["--epochs", "1", "--examples", "64", "--image-size", "32", "--offline"],
 }
 PLOTS = {
     "linear_regression": ["model_0_predictions.png", "model_1_loss_curves.png"],

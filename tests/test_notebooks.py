@@ -35,7 +35,7 @@ def test_notebook_executes(path, monkeypatch):
     monkeypatch.setenv("JAXDL_OFFLINE", "1")  # notebook 07 then says so and takes its stand-in, at once
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False,
+    NotebookClient(notebook, timeout=600, kernel_name="python3", record_timing=False, store_widget_state=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     seconds = time.perf_counter() - start
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.get("output_type") == "error"]
@@ -96,7 +96,9 @@ def test_each_notebook_ends_with_exercises_and_their_hidden_solutions(path):
     exercises = [i for i, cell in enumerate(notebook.cells)
                  if cell.cell_type == "markdown" and cell.source.startswith("## Exercises")]
     assert exercises, "no Exercises section"
-    solutions = notebook.cells[exercises[-1] + 1:]
+    answers, *solutions = notebook.cells[exercises[-1] + 1:]
+    assert answers.cell_type == "code" and not answers.metadata.get("jupyter", {}).get("source_hidden")
+    assert "hide-cell" not in answers.metadata.get("tags", []), "the cell a learner writes in is shown"
     assert solutions and all(cell.cell_type == "code" for cell in solutions)
     assert all(cell.metadata.get("jupyter", {}).get("source_hidden") for cell in solutions)
     assert all("hide-cell" in cell.metadata.get("tags", []) for cell in solutions), "the book folds them by this tag"

@@ -21,7 +21,7 @@ import os
 import jax
 import numpy as np
 
-from jaxdl.data.datasets import ArrayDataset
+from jaxdl.data.arrays import ArrayDataset
 from jaxdl.data.folder import ImageFolder
 from jaxdl.errors import ArgumentTypeError
 

@@ -18,6 +18,7 @@ import stat
 import numpy as np
 from PIL import Image
 
+from jaxdl.data.arrays import ArrayDataset
 from jaxdl.errors import ArgumentError, JaxdlError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -122,8 +123,6 @@ class ImageFolder:
     def load(self):
         """Every image of the folder, resized, as an on-device ``ArrayDataset`` (scaled to
         [0, 1] there, as ``ArrayDataset.from_uint8`` does)."""
-        from jaxdl.data.datasets import ArrayDataset
-
         check_memory_for(len(self), self.image_size, f"the images of {self.root}")
         images = np.stack([self.read_uint8(i)[0] for i in range(len(self))])
         return ArrayDataset.from_uint8(images, np.asarray(self.targets, np.int32), self.class_names,

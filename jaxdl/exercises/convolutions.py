@@ -115,3 +115,71 @@ def conv_params(answer) -> str:
         raise Wrong(f"conv_params({c_in}, {c_out}, {k}) gave {got}, not what Conv2D has: one kernel for each pair of "
                     "input and output channel, and a bias for each output channel")
     return "right for four layers, as jaxdl's Conv2D counts them (a Conv2D(16, 3) on 4 channels: 592)"
+
+
+@exercise("05.4", "same_size(kernel_size): a (stride, padding) that keeps a 28x28 input 28x28, for an odd kernel",
+          function="def same_size(kernel_size): ...")
+def same_size(answer) -> str:
+    from jaxdl import conv
+
+    for k in (5, 3, 7, 1):
+        got = call(answer, k, what=f"same_size({k})")
+        if not isinstance(got, (tuple, list)) or len(got) != 2:
+            raise Wrong(f"same_size({k}) should return two numbers, (stride, padding)")
+        stride, padding = got
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (stride, padding)):
+            raise Wrong(f"same_size({k}) gave {tuple(got)}: a stride and a padding are whole numbers")
+        if stride < 1 or padding < 0:
+            raise Wrong(f"same_size({k}) gave stride {stride}, padding {padding}: a stride is at least 1 and a padding "
+                        "at least 0")
+        sides = [conv.conv_output_size(n, k, int(stride), int(padding)) if n + 2 * padding >= k else 0
+                 for n in (28, 13)]
+        if sides[0] != 28:
+            advice = ("a stride above 1 skips positions and shrinks the output" if stride > 1 else
+                      "padding adds that many pixels on each side; the kernel takes away kernel_size - 1")
+            raise Wrong(f"with a {k}x{k} kernel, stride {stride} and padding {padding} a 28x28 input comes out "
+                        f"{sides[0]}x{sides[0]}: {advice}")
+        if sides[1] != 13:
+            raise Wrong(f"same_size({k}) keeps 28x28 but not other sizes (13 comes out {sides[1]}): it works for "
+                        "any input when stride and padding are right")
+    return "stride 1 and padding (k - 1) / 2 keep the size, for 1x1 to 7x7 kernels and any input"
+
+
+SEEING_CASES = ((3, 2, 1), (3, 1, 1), (5, 2, 2), (4, 2, 1), (7, 3, 3), (3, 1, 0))
+
+
+def _as_pixels(value, out_side: int, what: str) -> set[tuple[int, int]]:
+    """A learner's set of output pixels: pairs, or a boolean mask of the output's shape."""
+    array = np.asarray(value) if not isinstance(value, (set, frozenset)) else None
+    if array is not None and array.dtype == bool:
+        if array.shape != (out_side, out_side):
+            raise Wrong(f"{what} is a mask of shape {array.shape} where the output is {out_side}x{out_side}")
+        return {(int(r), int(c)) for r, c in zip(*np.nonzero(array))}
+    try:
+        return {(int(r), int(c)) for r, c in value}
+    except (TypeError, ValueError) as err:
+        raise Wrong(f"{what} should be the output pixels as (row, col) pairs, or a boolean mask of the output") from err
+
+
+@exercise("05.5", "seeing_top_left(kernel_size, stride, padding): the output pixels whose window covers input "
+          "pixel (0, 0) of a 28x28 input", function="def seeing_top_left(kernel_size, stride, padding): ...")
+def seeing_top_left(answer) -> str:
+    from jaxdl.explore import convolution as cv
+
+    for k, s, p in SEEING_CASES:
+        geometry = cv.Geometry(k, s, p)
+        want_mask = cv.outputs_seeing((28, 28), geometry, (0, 0))
+        want = {(int(r), int(c)) for r, c in zip(*np.nonzero(want_mask))}
+        got = _as_pixels(call(answer, k, s, p, what=f"seeing_top_left({k}, {s}, {p})"), want_mask.shape[0],
+                         f"seeing_top_left({k}, {s}, {p})")
+        if got == want:
+            continue
+        if got == {(0, 0)} and len(want) > 1:
+            raise Wrong(f"with a {k}x{k} kernel, stride {s} and padding {p}, more windows than the first cover the "
+                        "corner: with padding the next windows still reach it")
+        if got - want:
+            raise Wrong(f"seeing_top_left({k}, {s}, {p}) includes {sorted(got - want)[0]}, whose window does not "
+                        f"reach pixel (0, 0): output pixel (r, c)'s window starts at input row r*stride - padding")
+        raise Wrong(f"seeing_top_left({k}, {s}, {p}) leaves out {sorted(want - got)[0]}, whose window covers pixel "
+                    "(0, 0)")
+    return f"right for {len(SEEING_CASES)} kernels, strides and paddings, as the explorer's receptive fields show"
