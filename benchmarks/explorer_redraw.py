@@ -25,11 +25,12 @@ import datetime
 import json
 import os
 import pathlib
-import platform
 import subprocess
 import sys
 
 import numpy as np
+
+import train_speed as ts
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -118,7 +119,7 @@ def main() -> None:
     lines = [
         "# The convolution explorer's redraw time",
         "",
-        f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores), {device.platform}; jax "
+        f"{ts.cpu_name() if device.platform == 'cpu' else device.device_kind}; jax "
         f"{jax.__version__}; {datetime.date.today()}, load average {load:.2f} at start; MNIST test digits, 28x28. "
         f"`python benchmarks/explorer_redraw.py --rounds {args.rounds}`.",
     ]

@@ -10,6 +10,7 @@ is a still picture of its current view.
 
 from __future__ import annotations
 
+import abc
 import base64
 import concurrent.futures
 import dataclasses
@@ -145,7 +146,7 @@ def draw_feature_maps(image: np.ndarray, maps: np.ndarray, kernels: np.ndarray |
     return figure
 
 
-class _Explorer:
+class _Explorer(abc.ABC):
     """What both explorers share: a box of controls over a picture and a message line,
     redrawn on every change, shown as a still picture outside a widget frontend."""
 
@@ -154,8 +155,13 @@ class _Explorer:
         self.message = ""
         self._busy = False
 
+    widget: object   # the box of controls and the picture (an ipywidgets.VBox)
+    picture: object  # the ipywidgets.Image the picture is drawn into
+    status: object   # the ipywidgets.HTML line under the controls
+
+    @abc.abstractmethod
     def _picture_bytes(self) -> bytes:
-        raise NotImplementedError
+        """The current picture as PNG bytes (an ExplorerError says why there is none)."""
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         """The widget where a frontend shows widgets; elsewhere (a rendered book) the
@@ -187,6 +193,7 @@ class _Explorer:
         self.last_redraw_seconds = time.perf_counter() - began
 
     def _status_line(self) -> str:
+        """The line shown under the controls when nothing is wrong."""
         return ""
 
 
