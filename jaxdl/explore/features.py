@@ -18,10 +18,7 @@ def _model_and_variables(state):
     if not hasattr(state, "apply_fn") or not hasattr(state, "params"):
         raise ExplorerError(f"the feature maps come from a train state (what jaxdl.fit returns), got a "
                             f"{type(state).__name__}")
-    variables = {"params": state.params}
-    if getattr(state, "batch_stats", None):
-        variables["batch_stats"] = state.batch_stats
-    return state.apply_fn, variables
+    return state.apply_fn, state.variables
 
 
 def feature_maps(state, image: np.ndarray) -> dict[str, np.ndarray]:
